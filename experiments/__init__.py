@@ -1,0 +1,1 @@
+"""Named experiments on profiles: ``python -m experiments list | run NAME | eval --model ...``."""

@@ -1,0 +1,92 @@
+"""Command line for the suite's experiments.
+
+    python -m experiments list
+    python -m experiments run direct [--profile toy|paper] [--seed N] [--output-dir DIR] [--set key=value ...]
+    python -m experiments eval --model PATH_OR_ID --benchmark FILE [--audio-dir DIR] [--prompt p2]
+
+Outputs go to ``outputs/<profile>/<experiment>/seed<N>/`` (``experiment.json``, ``predictions.json``,
+``metrics.json``). ``--set train.learning_rate=1e-5`` overrides one field and tags the run as ad hoc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from data.schema import DataError
+
+
+def _list() -> None:
+    from experiments.profiles import PROFILES
+    from experiments.registry import REGISTRY
+
+    width = max(len(n) for n in REGISTRY)
+    print("experiments:")
+    for name, exp in REGISTRY.items():
+        print(f"  {name:<{width}}  [{exp.method}, {exp.prompt}]  {exp.description}")
+    print("profiles:")
+    for name, prof in PROFILES.items():
+        print(f"  {name:<{width}}  {prof.description}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the named experiments and profiles")
+
+    p_run = sub.add_parser("run", help="run a named experiment")
+    p_run.add_argument("name")
+    p_run.add_argument("--profile", default="toy", help="toy (default) or paper")
+    p_run.add_argument("--seed", type=int, default=0)
+    p_run.add_argument("--output-dir", default=None)
+    p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a field, e.g. train.learning_rate=1e-5 (tags the run ad hoc)")  # fmt: skip
+    p_run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+
+    p_eval = sub.add_parser("eval", help="evaluate a checkpoint on an MMAU-format benchmark")
+    p_eval.add_argument("--model", required=True, help="hub id, local directory, or 'tiny'")
+    p_eval.add_argument("--benchmark", required=True, help="MMAU-format question JSON")
+    p_eval.add_argument("--audio-dir", default=None, help="directory that audio_id paths are relative to")
+    p_eval.add_argument("--prompt", default="p2", choices=["p1", "p2", "p3"])
+    p_eval.add_argument("--output-dir", default=None, help="default: outputs/eval/<model name>")
+    p_eval.add_argument("--batch-size", type=int, default=32)
+    p_eval.add_argument("--max-new-tokens", type=int, default=256)
+    p_eval.add_argument("--silent-audio", action="store_true", help="replace every clip by silence (control)")
+    p_eval.add_argument("--allow-missing-audio", action="store_true",
+                        help="evaluate without items whose audio is missing (their ids go into metrics.json)")  # fmt: skip
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            _list()
+        elif args.command == "run":
+            from experiments.runner import resolve, run
+            from experiments.spec import parse_set_args
+
+            resolved = resolve(args.name, args.profile, args.seed, args.output_dir, parse_set_args(args.overrides))
+            run(resolved)
+            print(f"outputs: {resolved.output_dir}")
+        elif args.command == "eval":
+            from pathlib import Path
+
+            from experiments.profiles import OUTPUT_ROOT, TINY_MODEL, get_profile
+            from experiments.runner import evaluate_checkpoint
+            from experiments.spec import EvalSpec
+
+            model = get_profile("toy").resolve_model() if args.model == TINY_MODEL else args.model
+            out = args.output_dir or OUTPUT_ROOT / "eval" / Path(str(args.model).rstrip("/")).name
+            spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                            audio_mode="silent" if args.silent_audio else "real")  # fmt: skip
+            evaluate_checkpoint(model, args.benchmark, args.audio_dir, out, prompt_id=args.prompt, eval_spec=spec,
+                                allow_missing_audio=args.allow_missing_audio)  # fmt: skip
+            print(f"outputs: {out}")
+    except (DataError, KeyError, FileNotFoundError, NotImplementedError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Shared test set-up: no network, offline W&B, and paths to the real MMAU question files shipped in ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Set before any test imports transformers or wandb: nothing in the suite may download at test time.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MMAU = REPO.parent / "shared" / "data" / "mmau"
+MMAU_VERSIONS = {
+    "a5cd89a": "mmau-test-mini.a5cd89a.json",
+    "1f675a9": "mmau-test-mini.1f675a9.json",
+    "f0a4a97": "mmau-test-mini.f0a4a97.json",
+}
+
+
+@pytest.fixture(params=sorted(MMAU_VERSIONS))
+def mmau_file(request: pytest.FixtureRequest) -> Path:
+    """Each shipped MMAU test-mini question file in turn (skipped only if ../shared is absent)."""
+    path = SHARED_MMAU / MMAU_VERSIONS[request.param]
+    if not path.exists():
+        pytest.skip(f"shared MMAU file missing: {path}")
+    return path

@@ -1,0 +1,43 @@
+"""Test helpers: a session-wide tiny model and small synthetic audio items made on the fly (nothing downloaded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from data.audio import write_wav
+
+TEST_WORDS = ["high", "low", "loud", "quiet", "one", "two", "three", "Is", "the", "note", "or", "How", "many",
+              "beeps", "What", "Please", "choose", "answer", "from", "following", "options", "Output", "final",
+              "in", "thinking", "process", "and", "You", "are", "a", "helpful", "assistant", "system", "user",
+              "Audio", "think"]  # fmt: skip
+
+
+def tone(freq: float, seconds: float, level: float = 0.3, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_mmau_benchmark(root: Path, n: int = 10, *, seed: int = 0) -> Path:
+    """An MMAU-format question file with ``n`` items and real clips of varying length under ``root``."""
+    rng = np.random.default_rng(seed)
+    records = []
+    tasks = ["sound", "music", "speech"]
+    for i in range(n):
+        high = bool(i % 2)
+        seconds = float(rng.uniform(0.5, 2.0))
+        item_id = f"item{i:03d}"
+        write_wav(root / "test-mini-audios" / f"{item_id}.wav", tone(900 if high else 200, seconds))
+        choices = ["high", "low"] if i % 3 else ["low", "high", "loud"]
+        records.append({
+            "id": item_id, "audio_id": f"./test-mini-audios/{item_id}.wav",
+            "question": "Is the note high or low?" if i % 4 else "How high is the note, high or low?",
+            "choices": choices, "answer": "high" if high else "low", "dataset": "unit", "task": tasks[i % 3],
+            "split": "test-mini", "category": "pitch", "sub-category": "note height",
+            "difficulty": ["easy", "medium", "hard"][i % 3],
+        })  # fmt: skip
+    path = root / "bench.json"
+    path.write_text(json.dumps(records, indent=1))
+    return path
