@@ -325,7 +325,7 @@ def _merge(run_id: str, sessions: list[_Session], problems: list[str]) -> tuple[
             rows = [{**row, "_step": row["_step"] + offset} for row in rows]
             shifted = True
         for row in rows:
-            history.append({"run_id": run_id, **row})
+            history.append({**row, "run_id": run_id})  # our id wins over a metric named run_id
         if rows:
             last_step = max([r["_step"] for r in rows] + ([] if last_step is None else [last_step]))
     if shifted and "_step" in summary:
@@ -442,7 +442,7 @@ def read_api_runs(path: str, filters: dict[str, Any] | None = None) -> RunTables
         except Exception as exc:  # one unreachable history must not lose every other run
             problems.append(f"{path}/{run.id}: history not read: {exc!r}")
             continue
-        history_rows += [{"run_id": run.id, **row} for row in rows]
+        history_rows += [{**row, "run_id": run.id} for row in rows]
     return _tables(run_rows, history_rows, problems)
 
 
@@ -468,6 +468,8 @@ def runs_in_group(tables: RunTables, group: str) -> RunTables:
 
 def history_of(tables: RunTables, run_id: str) -> pd.DataFrame:
     """Every history row of one run, in logging order, with only the metric columns that run logged.
+
+    (Wide form cannot tell a metric never logged from one logged only as NaN: both columns are dropped.)
 
     Raises:
         KeyError: no run has this id (the message lists the ids there are).

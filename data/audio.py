@@ -61,6 +61,15 @@ class AudioStats:
             if len(self.cut) < self.max_listed:
                 self.cut.append(str(path))
 
+    def merge(self, other: AudioStats) -> None:
+        """Add another counter's totals (a batch's stats into a whole evaluation's)."""
+        self.n_loaded += other.n_loaded
+        self.n_resampled += other.n_resampled
+        self.n_cut += other.n_cut
+        self.cut.extend(other.cut[: max(0, self.max_listed - len(self.cut))])
+        if other.max_seconds is not None:
+            self.max_seconds = other.max_seconds
+
     def summary(self) -> str:
         limit = f"{self.max_seconds:g} s" if self.max_seconds is not None else "the limit"
         return f"{self.n_cut} of {self.n_loaded} clips were cut to {limit}"

@@ -177,13 +177,16 @@ def load_mmau(
     *,
     allow_missing_audio: bool = False,
     check_audio: bool = True,
+    version_label: str | None = None,
 ) -> Benchmark:
     """Load and validate an MMAU test-mini question file.
 
     ``audio_dir`` is the folder that contains ``test-mini-audios/`` (default: the JSON file's folder). With
     ``check_audio`` every clip must exist, unless ``allow_missing_audio``, which drops the items whose clip is
     missing and lists their ids in ``missing_audio_ids`` (report them with the metrics: the scores then cover fewer
-    than 1000 items). Raises :class:`DataError` naming the file, the offending ids and the fix.
+    than 1000 items). ``version_label`` names a benchmark that is not MMAU (the toy world's test split): it is used
+    without the unknown-version warning, but never overrides a recognised MMAU version. Raises
+    :class:`DataError` naming the file, the offending ids and the fix.
     """
     path = Path(json_path)
     where = str(path)
@@ -207,6 +210,8 @@ def load_mmau(
                 "(re-serialised copy?); using that version label",
                 stacklevel=2,
             )
+        elif version_label is not None:
+            version = f"{version_label}-{sha[:8]}"
         else:
             version = UNKNOWN
             warnings.warn(

@@ -85,7 +85,12 @@ def build_tiny_processor(*, audio_seconds: int = 2, words: Iterable[str] | None 
 
 
 def build_tiny_model(
-    seed: int = 0, *, audio_seconds: int = 2, hidden_size: int = 64, layers: int = 2, words: Iterable[str] | None = None
+    seed: int = 0,
+    *,
+    audio_seconds: int = 2,
+    hidden_size: int = 64,
+    layers: int = 2,
+    words: Iterable[str] | None = None,
 ):
     """A randomly initialised tiny Qwen2-Audio and its processor. Same seed and words: identical weights."""
     import torch

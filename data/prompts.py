@@ -26,7 +26,8 @@ PROMPT_TEMPLATES: dict[str, str] = {
     # Exact text of the original code (Prompt <2>, answer only).
     "p2": _CHOICES_SENTENCE + " Output the final answer in <answer> </answer>.",
     # Exact text of the original code (Prompt <3>, think then answer).
-    "p3": _CHOICES_SENTENCE + " Output the thinking process in <think> </think> and final answer in <answer> </answer>.",
+    "p3": _CHOICES_SENTENCE
+    + " Output the thinking process in <think> </think> and final answer in <answer> </answer>.",
 }
 PROMPT_NAMES = {"p1": "Prompt <1> (SFT, reconstructed)", "p2": "Prompt <2> (answer only)", "p3": "Prompt <3> (think)"}
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."

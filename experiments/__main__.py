@@ -70,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             from pathlib import Path
 
-            from experiments.profiles import OUTPUT_ROOT, TINY_MODEL, get_profile
+            from experiments.profiles import TINY_MODEL, get_profile, output_root
             from experiments.runner import evaluate_checkpoint
             from experiments.spec import EvalSpec
 
             model = get_profile("toy").resolve_model() if args.model == TINY_MODEL else args.model
-            out = args.output_dir or OUTPUT_ROOT / "eval" / Path(str(args.model).rstrip("/")).name
+            out = args.output_dir or output_root() / "eval" / Path(str(args.model).rstrip("/")).name
             spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                             audio_mode="silent" if args.silent_audio else "real")  # fmt: skip
             evaluate_checkpoint(model, args.benchmark, args.audio_dir, out, prompt_id=args.prompt, eval_spec=spec,

@@ -17,7 +17,12 @@ from pathlib import Path
 
 from experiments.spec import Experiment
 
-OUTPUT_ROOT = Path(os.environ.get("R1AQA_OUTPUTS", "outputs"))
+
+def output_root() -> Path:
+    """Root of all outputs and caches: ``$R1AQA_OUTPUTS``, default ``outputs/`` (read at call time, for tests)."""
+    return Path(os.environ.get("R1AQA_OUTPUTS", "outputs"))
+
+
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
 TINY_MODEL = "tiny"  # sentinel: build (once, cached) the tiny offline Qwen2-Audio
 
@@ -38,12 +43,17 @@ class Profile:
     model: str
     description: str
 
+    @property
+    def benchmark_label(self) -> str | None:
+        """The version label of a test set that is not MMAU (the toy world's); None means: detect MMAU's."""
+        return "toy" if self.name == "toy" else None
+
     def resolve_model(self) -> str:
         """A loadable model path or hub id (the tiny model is built and cached on first use)."""
         if self.model == TINY_MODEL:
             from data.models import ensure_tiny_model
 
-            return str(ensure_tiny_model(OUTPUT_ROOT / "cache"))
+            return str(ensure_tiny_model(output_root() / "cache"))
         return self.model
 
     def data(self) -> DataPaths:
@@ -75,7 +85,7 @@ def toy_world_dir(seed: int = 0) -> Path:
     import data.toy as toy
 
     digest = hashlib.sha256(Path(toy.__file__).read_bytes()).hexdigest()[:10]
-    return OUTPUT_ROOT / "cache" / f"toy-world-s{seed}-{digest}"
+    return output_root() / "cache" / f"toy-world-s{seed}-{digest}"
 
 
 def ensure_toy_world(seed: int = 0) -> Path:

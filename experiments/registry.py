@@ -1,6 +1,6 @@
 """The named experiments: Table 2 rows and ablations, each derived from its base with only the fields that differ.
 
-    python -m experiments list
+python -m experiments list
 """
 
 from __future__ import annotations

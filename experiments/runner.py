@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from data.io import write_json_atomic
-from experiments.profiles import OUTPUT_ROOT, Profile, get_profile
+from experiments.profiles import Profile, get_profile, output_root
 from experiments.registry import get_experiment
 from experiments.spec import Experiment, apply_overrides
 
@@ -41,7 +41,7 @@ def resolve(
 ) -> ResolvedRun:  # fmt: skip
     prof = get_profile(profile)
     exp = apply_overrides(prof.scale(get_experiment(name)), overrides or {})
-    out = Path(output_dir) if output_dir else OUTPUT_ROOT / profile / name / f"seed{seed}"
+    out = Path(output_dir) if output_dir else output_root() / profile / name / f"seed{seed}"
     return ResolvedRun(exp, prof, seed, out, adhoc=bool(overrides))
 
 
@@ -74,6 +74,7 @@ def run_direct(resolved: ResolvedRun) -> dict[str, Any]:
     return evaluate_checkpoint(
         model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
         prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
+        version_label=resolved.profile.benchmark_label,
     )  # fmt: skip
 
 
@@ -86,6 +87,7 @@ def evaluate_checkpoint(
     prompt_id: str = "p2",
     eval_spec: Any = None,
     allow_missing_audio: bool = False,
+    version_label: str | None = None,
     progress: bool = True,
     loaded: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def evaluate_checkpoint(
     from experiments.spec import EvalSpec
 
     spec = eval_spec or EvalSpec()
-    bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio)
+    bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label)
     model_obj, processor = loaded if loaded is not None else load_model_and_processor(model)
     benchmark = {
         "path": str(benchmark_json), "version": bench.version, "sha256": bench.sha256,

@@ -126,7 +126,9 @@ def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
         if len(parts) == 1:
             names = [f.name for f in dataclasses.fields(exp)]
             if key not in names or key in _SPEC_TYPES:
-                raise KeyError(f"unknown setting {key!r}; top-level settings: {', '.join(n for n in names if n not in _SPEC_TYPES)}")
+                raise KeyError(
+                    f"unknown setting {key!r}; top-level settings: {', '.join(n for n in names if n not in _SPEC_TYPES)}"
+                )
             exp = dataclasses.replace(exp, **{key: _coerce(value, getattr(exp, key))})
             continue
         if len(parts) != 2 or parts[0] not in _SPEC_TYPES:

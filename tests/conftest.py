@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 # Set before any test imports transformers or wandb: nothing in the suite may download at test time.
@@ -11,6 +12,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One throw-away output root per test session: the toy world and tiny model are built there at most once.
+os.environ["R1AQA_OUTPUTS"] = tempfile.mkdtemp(prefix="r1aqa-tests-")
 
 import pytest  # noqa: E402
 

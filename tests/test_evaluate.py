@@ -20,7 +20,7 @@ def tiny():
 
 @pytest.fixture()
 def bench(tmp_path):
-    return load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10))
+    return load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
 
 
 class CountingModel:
@@ -110,3 +110,20 @@ def test_duplicate_or_empty_items_are_errors(tiny, bench, tmp_path):
         evaluate(model, processor, bench.items[:2] * 2, tmp_path / "d", progress=False)
     with pytest.raises(DataError, match="no items"):
         evaluate(model, processor, [], tmp_path / "e", progress=False)
+
+
+def test_feature_cache_featurises_once_and_changes_nothing(tiny, bench, tmp_path, monkeypatch):
+    import data.evaluate as ev
+
+    model, processor = tiny
+    calls = []
+    real = ev.featurize
+    monkeypatch.setattr(ev, "featurize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache = ev.FeatureCache()
+    dec = DecodingConfig(batch_size=4, max_new_tokens=6)
+    first = evaluate(model, processor, bench.items, tmp_path / "a", decoding=dec, cache=cache, progress=False)
+    n_first = len(calls)
+    second = evaluate(model, processor, bench.items, tmp_path / "b", decoding=dec, cache=cache, progress=False)
+    assert n_first == 3 and len(calls) == n_first  # 10 items in batches of 4; none featurised again
+    assert cache.hits == 3 and first["accuracy"] == second["accuracy"]
+    assert second["audio"]["n_loaded"] == 10  # audio statistics survive the cache
