@@ -34,15 +34,29 @@ def _fast_path_ok(fe: Any) -> bool:
     )
 
 
-def featurize(processor: Any, texts: Sequence[str], waves: Sequence[np.ndarray], *, fast: bool = True) -> dict:
-    """Model inputs for a batch of prompt texts (each with one ``<|AUDIO|>`` placeholder) and 16 kHz waveforms."""
+def featurize(
+    processor: Any,
+    texts: Sequence[str],
+    waves: Sequence[np.ndarray],
+    *,
+    fast: bool = True,
+    padding_side: str | None = None,
+) -> dict:
+    """Model inputs for a batch of prompt texts (each with one ``<|AUDIO|>`` placeholder) and 16 kHz waveforms.
+
+    Text is padded on ``padding_side`` (default: the tokenizer's own, left for generation; training passes
+    "right"); audio is always padded on the right, as Qwen2-Audio requires.
+    """
     import torch
 
     if len(texts) != len(waves):
         raise ValueError(f"featurize: {len(texts)} texts but {len(waves)} waveforms")
     fe = processor.feature_extractor
+    side = {"padding_side": padding_side} if padding_side else {}
     if not (fast and _fast_path_ok(fe)):
-        out = processor(text=list(texts), audio=list(waves), sampling_rate=16000, padding=True, return_tensors="pt")
+        out = processor(
+            text=list(texts), audio=list(waves), sampling_rate=16000, padding=True, return_tensors="pt", **side
+        )
         out.pop("num_audio_tokens", None)
         return dict(out)
 
@@ -65,7 +79,7 @@ def featurize(processor: Any, texts: Sequence[str], waves: Sequence[np.ndarray],
         if text.count(audio_token) != 1:
             raise ValueError(f"featurize expects exactly one {audio_token} per prompt, got {text.count(audio_token)}")
         expanded.append(text.replace(audio_token, audio_token * audio_token_count(int(valid))))
-    tokens = processor.tokenizer(expanded, padding=True, return_tensors="pt")
+    tokens = processor.tokenizer(expanded, padding=True, return_tensors="pt", **side)
     return {
         "input_ids": tokens["input_ids"],
         "attention_mask": tokens["attention_mask"],

@@ -33,10 +33,11 @@ MEL_FRAMES_PER_SECOND = 100
 
 def tiny_tokenizer_words() -> list[str]:
     """The words the tiny tokenizer learns as whole tokens: prompts, chat template, toy questions and answers."""
-    from data import toy
+    from data import toy, toy_instruct
     from data.prompts import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATES
 
     texts = [*PROMPT_TEMPLATES.values(), DEFAULT_SYSTEM_PROMPT, "system user assistant Audio think answer"]
+    texts += toy_instruct.vocabulary()
     texts += toy.question_texts("train") + toy.question_texts("val") + toy.question_texts("test")
     texts += list(toy.ANSWER_WORDS)
     words = sorted({w for t in texts for w in re.findall(r"[A-Za-z]+", t)})
@@ -111,7 +112,7 @@ def build_tiny_model(
     text_config = Qwen2Config(
         vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=4 * hidden_size, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=None, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
+        bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
     )  # fmt: skip
     config = Qwen2AudioConfig(
         audio_config=audio_config.to_dict(), text_config=text_config.to_dict(),
@@ -171,7 +172,12 @@ def audio_window_seconds(processor: Any) -> float:
 
 def tiny_model_fingerprint(seed: int = 0, **kwargs: Any) -> str:
     """A content hash of what defines the tiny model (code-level settings + tokenizer words), for caching."""
-    spec = {"seed": seed, "words": tiny_tokenizer_words(), "kwargs": sorted(kwargs.items()), "version": 1}
+    spec = {
+        "seed": seed,
+        "words": tiny_tokenizer_words(),
+        "kwargs": sorted(kwargs.items()),
+        "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),  # a change here rebuilds the model
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -44,14 +44,17 @@ def prompt_text(question: str, choices: Sequence[str], prompt_id: str) -> str:
     return PROMPT_TEMPLATES[check_prompt_id(prompt_id)].format(question=question, choices=str(list(choices)))
 
 
-def sft_target(answer: str, prompt_id: str) -> str:
-    """The assistant text that SFT trains on: the bare choice text for p1, the tagged answer for p2."""
+def sft_target(answer: str, prompt_id: str, thought: str | None = None) -> str:
+    """The assistant text SFT trains on: the bare choice for p1, ``<answer>X</answer>`` for p2, and for p3
+    ``<think>thought</think><answer>X</answer>`` (only with a ``thought``: the study's SFT never writes one)."""
     check_prompt_id(prompt_id)
     if prompt_id == "p1":
         return answer
     if prompt_id == "p2":
         return f"<answer>{answer}</answer>"
-    raise ValueError("SFT needs a target without a thought; use prompt p1 or p2")
+    if thought is None:
+        raise ValueError("an SFT target for Prompt <3> needs a thought")
+    return f"<think>{thought}</think><answer>{answer}</answer>"
 
 
 def build_conversation(

@@ -38,7 +38,7 @@ class TrainSpec:
     grad_accum: int = 1
     save_every: int = 200
     lr_scheduler: str = "linear"
-    warmup_ratio: float = 0.0
+    warmup_steps: float = 0  # steps, or a fraction of the run when below 1
     weight_decay: float = 0.0
     # The original GRPO code decayed the LR over 1000 steps but reported step 500: set schedule_steps=1000 for that.
     schedule_steps: int | None = None

@@ -1,0 +1,186 @@
+"""GRPO for Qwen2-Audio on TRL 1.16, with the audio in every log-probability pass.
+
+TRL's ``GRPOTrainer`` has no audio support. With a Qwen2-Audio processor it crashes in ``__init__`` (it reads
+``model.config.image_token_id``), and once that is worked around it trains *silently wrong*: generation sees the
+audio, but the old, reference and policy log-probabilities in the loss are computed from text alone
+(notes section 6). :class:`AudioGRPOTrainer` fixes both while keeping TRL's sampling, advantages, loss, logging and
+distributed machinery:
+
+- each generation batch's audio is loaded and featurised once per distinct clip (the G completions of a prompt
+  share it), and carried row-aligned through TRL's shuffling and splitting as ``input_features`` and
+  ``feature_attention_mask``;
+- every forward that scores completions (old, reference, policy) receives those features; a pass without them
+  raises instead of quietly scoring text only;
+- the ``<|AUDIO|>`` placeholder token is suppressed during sampling (a sampled one would not match any features).
+
+The dataset rows carry ``prompt`` (the chat-rendered prompt text with one ``<|AUDIO|>``), ``audio_path``,
+``answer`` and ``choices`` (for the rewards).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from data.audio import load_audio
+from data.features import featurize
+from data.models import audio_window_seconds
+
+
+class ScheduleStepsMixin:
+    """Decay the learning rate over ``schedule_steps`` instead of the run's length (the original code's 1000-step
+    schedule on runs reported at step 500)."""
+
+    schedule_steps: int | None = None
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None):
+        return super().create_scheduler(self.schedule_steps or num_training_steps, optimizer)  # type: ignore[misc]
+
+
+class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
+    """``GRPOTrainer`` whose generation *and* log-probability passes all see the audio."""
+
+    def __init__(self, *args: Any, processing_class: Any, audio_channel: str = "mean", **kwargs: Any):
+        model = kwargs.get("model", args[0] if args else None)
+        config = getattr(model, "config", None)
+        # TRL suppresses config.image_token_id during sampling; for audio the placeholder to suppress is <|AUDIO|>.
+        added = config is not None and not hasattr(config, "image_token_id")
+        if added:
+            config.image_token_id = config.audio_token_index
+        try:
+            super().__init__(*args, processing_class=processing_class, **kwargs)
+        finally:
+            if added and "image_token_id" in config.__dict__:
+                del config.image_token_id  # keep saved checkpoints' config.json clean
+        self.audio_channel = audio_channel
+        self._window = audio_window_seconds(processing_class)
+        self._batch_audio_paths: list[str] | None = None
+        self._audio: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- generation: featurise the audio once per distinct clip ----------------------------------------------------
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self._batch_audio_paths = [x["audio_path"] for x in inputs]
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            if self._audio is None:
+                raise RuntimeError("AudioGRPOTrainer: no audio features were built for this batch")
+            output["input_features"], output["feature_attention_mask"] = self._audio
+        finally:
+            self._batch_audio_paths = None
+            self._audio = None
+        return output
+
+    def _audio_dtype(self) -> torch.dtype:
+        model = self.accelerator.unwrap_model(self.model)
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        return next(base.model.audio_tower.parameters()).dtype
+
+    def _tokenize_prompts(self, prompts: list) -> tuple[list[list[int]], None, dict[str, torch.Tensor]]:
+        paths = self._batch_audio_paths
+        if paths is None or len(paths) != len(prompts):
+            raise RuntimeError("AudioGRPOTrainer: prompts and audio paths are out of step")
+        if not isinstance(prompts[0], str):
+            raise TypeError("AudioGRPOTrainer expects chat-rendered prompt strings (see trainers.grpo.build_dataset)")
+        distinct: dict[tuple[str, str], int] = {}
+        rows = [distinct.setdefault((p, a), len(distinct)) for p, a in zip(prompts, paths, strict=True)]
+        keys = list(distinct)
+        waves = [load_audio(a, max_seconds=self._window, channel=self.audio_channel) for _, a in keys]  # type: ignore[arg-type]
+        feats = featurize(self.processing_class, [p for p, _ in keys], waves)
+        index = torch.tensor(rows)
+        ids, mask = feats["input_ids"][index], feats["attention_mask"][index]
+        prompt_ids = [row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)]
+        device = self.accelerator.device
+        features = feats["input_features"][index].to(device=device, dtype=self._audio_dtype())
+        feature_mask = feats["feature_attention_mask"][index].to(device)
+        self._audio = (features, feature_mask)
+        return prompt_ids, None, {"input_features": features, "feature_attention_mask": feature_mask}
+
+    # -- scoring: every log-probability pass gets the audio ---------------------------------------------------------
+    def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
+        self._audio = (inputs["input_features"], inputs["feature_attention_mask"])
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._audio = None
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        logits_to_keep: int,
+        batch_size: int | None = None,
+        compute_entropy: bool = False,
+        compute_aux_loss: bool = False,
+        **image_kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        if any(v is not None for k, v in image_kwargs.items() if k != "num_images"):
+            raise ValueError(f"AudioGRPOTrainer got image inputs {sorted(image_kwargs)}; this trainer is audio-only")
+        if self._audio is None:
+            raise RuntimeError("a log-probability pass without audio features: the loss would score text only")
+        features, feature_mask = self._audio
+        if features.shape[0] != input_ids.shape[0]:
+            raise RuntimeError(f"audio rows ({features.shape[0]}) and token rows ({input_ids.shape[0]}) differ")
+        batch_size = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            end = min(start + batch_size, input_ids.size(0))
+            ids, mask = input_ids[start:end], attention_mask[start:end]
+            labels = ids.masked_fill(mask == 0, -100)
+            labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
+            with self.accelerator.autocast():
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    input_features=features[start:end],
+                    feature_attention_mask=feature_mask[start:end],
+                    labels=labels,
+                    fused_lm_head=True,
+                )
+            logps.append(out.log_probs[:, -logits_to_keep:])
+            if compute_entropy:
+                entropies.append(out.entropy[:, -logits_to_keep:])
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+
+
+def grpo_config(
+    *, output_dir: str, train: Any, grpo: Any, seed: int, report_to: list[str], bf16: bool, logging_steps: int = 1
+) -> GRPOConfig:
+    """Translate the suite's TrainSpec/GRPOSpec into TRL's GRPOConfig (paper defaults; see experiments.spec)."""
+    return GRPOConfig(
+        output_dir=output_dir,
+        # TRL counts completions per device, not prompts: prompts x G.
+        per_device_train_batch_size=train.per_device_batch * grpo.num_generations,
+        gradient_accumulation_steps=train.grad_accum,
+        num_generations=grpo.num_generations,
+        temperature=grpo.temperature,
+        top_k=grpo.top_k,
+        top_p=1.0,
+        max_completion_length=grpo.max_completion_length,
+        beta=grpo.beta,
+        loss_type=grpo.loss_type,
+        use_bias_correction_kl=grpo.use_bias_correction_kl,
+        scale_rewards=grpo.scale_rewards,
+        epsilon=grpo.epsilon,
+        num_iterations=grpo.num_iterations,
+        learning_rate=train.learning_rate,
+        max_steps=train.max_steps,
+        lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=train.warmup_steps,
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        save_strategy="steps",
+        save_steps=train.save_every,
+        logging_steps=logging_steps,
+        report_to=report_to,
+        bf16=bf16,
+        seed=seed,
+        data_seed=seed,
+        gradient_checkpointing=train.gradient_checkpointing,
+        remove_unused_columns=False,
+        log_completions=False,
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
