@@ -11,7 +11,7 @@ EXP ?= direct
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help paper test test-slow run lint bench clean venv
+.PHONY: help paper table2 fig3 fig4 test test-slow run lint bench clean venv
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -27,18 +27,32 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)  ## create or refresh .venv
 
-paper: $(STAMP)  ## the main job: run the profile's experiments (PROFILE=toy|paper, SEEDS="0 1 2")
-	@for s in $(SEEDS); do $(PY) -m experiments run direct --profile $(PROFILE) --seed $$s || exit 1; done
-	@echo "results: outputs/$(PROFILE)/direct/seed*/metrics.json"
+SELECT ?= best-val
 
-run: $(STAMP)  ## run one experiment: make run EXP=direct [PROFILE=toy] [SEEDS=0]
+paper: $(STAMP)  ## the main job: every Table 2 run of the profile, then the table and figures (PROFILE, SEEDS)
+	$(PY) -m experiments paper --profile $(PROFILE) --seeds $(SEEDS)
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
+	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
+	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/table2.{md,tex,csv}, reports/fig3.{png,pdf}, reports/fig4.{png,pdf}"
+
+table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test)
+	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
+
+fig3: $(STAMP)  ## GRPO convergence figure -> reports/fig3.{png,pdf}
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
+
+fig4: $(STAMP)  ## SFT convergence figure -> reports/fig4.{png,pdf}
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
+
+run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [SEEDS=0]
 	@for s in $(SEEDS); do $(PY) -m experiments run $(EXP) --profile $(PROFILE) --seed $$s || exit 1; done
 
 test: $(STAMP)  ## the default test suite (offline, CPU, under 15 minutes)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q
 
-test-slow: $(STAMP)  ## the slow tests too (longer toy runs)
-	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q -m "slow or not slow"
+test-slow: $(STAMP)  ## the slow tests (toy-profile learning runs, several minutes)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q -m slow
 
 bench: $(STAMP)  ## evaluator throughput benchmark -> bench/results/
 	$(PY) -m bench.eval_throughput
@@ -46,5 +60,5 @@ bench: $(STAMP)  ## evaluator throughput benchmark -> bench/results/
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-clean:  ## remove outputs and caches (keeps .venv)
-	rm -rf outputs .pytest_cache .ruff_cache
+clean:  ## remove outputs, reports and caches (keeps .venv)
+	rm -rf outputs reports .pytest_cache .ruff_cache

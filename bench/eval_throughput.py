@@ -29,7 +29,9 @@ from data.io import write_json_atomic
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="hub id or local directory; 'tiny' = the toy model")
+    parser.add_argument(
+        "--model", default="tiny", help="hub id, local directory, 'tiny' (untrained) or 'toy-instruct'"
+    )
     parser.add_argument("--benchmark", default=None, help="MMAU-format JSON (default: the toy test split)")
     parser.add_argument("--audio-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -45,9 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     from data.evaluate import DecodingConfig, evaluate, generation_kwargs, plan_batches, prepare_batch
     from data.mmau import load_mmau
     from data.models import load_model_and_processor
-    from experiments.profiles import ensure_toy_world, get_profile
+    from experiments.profiles import ensure_toy_world, resolve_model_name
 
-    model_path = get_profile("toy").resolve_model() if args.model == "tiny" else args.model
+    model_path = resolve_model_name(args.model)
     if args.benchmark is None:
         world = ensure_toy_world()
         bench = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy")

@@ -3,6 +3,7 @@
     python -m experiments list
     python -m experiments run direct [--profile toy|paper] [--seed N] [--output-dir DIR] [--set key=value ...]
     python -m experiments eval --model PATH_OR_ID --benchmark FILE [--audio-dir DIR] [--prompt p2]
+    python -m experiments paper [--profile toy|paper] [--seeds 0 1 2]   # every Table 2 run, skipping finished ones
 
 Outputs go to ``outputs/<profile>/<experiment>/seed<N>/`` (``experiment.json``, ``predictions.json``,
 ``metrics.json``). ``--set train.learning_rate=1e-5`` overrides one field and tags the run as ad hoc.
@@ -21,9 +22,10 @@ def _list() -> None:
     from experiments.registry import REGISTRY
 
     width = max(len(n) for n in REGISTRY)
+    tag_width = max(len(f"[{e.method}, {e.prompt}]") for e in REGISTRY.values())
     print("experiments:")
     for name, exp in REGISTRY.items():
-        print(f"  {name:<{width}}  [{exp.method}, {exp.prompt}]  {exp.description}")
+        print(f"  {name:<{width}}  {f'[{exp.method}, {exp.prompt}]':<{tag_width}}  {exp.description}")
     print("profiles:")
     for name, prof in PROFILES.items():
         print(f"  {name:<{width}}  {prof.description}")
@@ -44,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="override a field, e.g. train.learning_rate=1e-5 (tags the run ad hoc)")  # fmt: skip
     p_run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
 
+    p_paper = sub.add_parser("paper", help="run every Table 2 experiment of a profile, skipping finished runs")
+    p_paper.add_argument("--profile", default="toy")
+    p_paper.add_argument("--seeds", type=int, nargs="+", default=[0])
+
     p_eval = sub.add_parser("eval", help="evaluate a checkpoint on an MMAU-format benchmark")
-    p_eval.add_argument("--model", required=True, help="hub id, local directory, or 'tiny'")
+    p_eval.add_argument("--model", required=True, help="hub id, local directory, 'tiny' or 'toy-instruct'")
     p_eval.add_argument("--benchmark", required=True, help="MMAU-format question JSON")
     p_eval.add_argument("--audio-dir", default=None, help="directory that audio_id paths are relative to")
     p_eval.add_argument("--prompt", default="p2", choices=["p1", "p2", "p3"])
@@ -65,16 +71,20 @@ def main(argv: list[str] | None = None) -> int:
             from experiments.spec import parse_set_args
 
             resolved = resolve(args.name, args.profile, args.seed, args.output_dir, parse_set_args(args.overrides))
-            run(resolved)
+            run(resolved, resume=args.resume)
             print(f"outputs: {resolved.output_dir}")
+        elif args.command == "paper":
+            from experiments.runner import run_table2
+
+            run_table2(args.profile, args.seeds)
         elif args.command == "eval":
             from pathlib import Path
 
-            from experiments.profiles import TINY_MODEL, get_profile, output_root
+            from experiments.profiles import output_root, resolve_model_name
             from experiments.runner import evaluate_checkpoint
             from experiments.spec import EvalSpec
 
-            model = get_profile("toy").resolve_model() if args.model == TINY_MODEL else args.model
+            model = resolve_model_name(args.model)
             out = args.output_dir or output_root() / "eval" / Path(str(args.model).rstrip("/")).name
             spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                             audio_mode="silent" if args.silent_audio else "real")  # fmt: skip

@@ -1,11 +1,30 @@
 """Profiles: where an experiment runs (model, data, scale). The experiment says what; the profile says where.
 
-- ``toy`` (default): the tiny Qwen2-Audio (2 s audio window, built locally, no download) on the synthetic toy world
-  (``data/toy.py``), generated on first use under ``outputs/cache/``. Evaluation decodes at most 32 new tokens
-  (64 for Prompt <3>) because toy answers are one word. Minutes on a laptop CPU.
-- ``paper``: ``Qwen/Qwen2-Audio-7B-Instruct`` with AVQA and MMAU test-mini from paths you give through environment
+- ``paper``: ``Qwen/Qwen2-Audio-7B-Instruct`` with AVQA and MMAU test-mini from paths you give in environment
   variables (``MMAU_JSON``, ``MMAU_AUDIO_DIR``, ``AVQA_TRAIN``, ``AVQA_VAL``, ``AVQA_AUDIO_DIR``; see README).
   The paper's settings, unchanged. Needs GPUs.
+- ``toy`` (default): the toy instruct base (the tiny Qwen2-Audio after a short instruction tuning, see
+  ``experiments/toy_base.py``; 2 s audio window) on the synthetic toy world (``data/toy.py``), both built on first
+  use under ``outputs/cache/``. The recipe is scaled to CPU minutes (table below, also in the README).
+- ``smoke``: the same code path in seconds, for tests: the *untrained* tiny model, a small toy world, a few steps.
+  Its numbers mean nothing.
+
+Toy scaling (paper -> toy), chosen so each Table 2 run takes at most 5 minutes on 2 CPU cores:
+
+==================  ==========================  =========================================
+setting             paper                       toy
+==================  ==========================  =========================================
+SFT                 lr 5e-6, 4 epochs, batch 4  lr 2e-4, 2 epochs, batch 32, save every 40
+                    per device x 8 GPUs, save
+                    every 200
+GRPO                lr 1e-6, 500 steps, 1       lr 1.5e-3, 160 steps, 4 prompts x accumulation 2,
+                    prompt x accumulation 2 x   save every 40
+                    8 GPUs, save every 100
+completion length   512 (orig. 256)             Prompt <2>: 32 (orig. 16); Prompt <3>: 64 (orig. 32)
+LR schedule (orig)  decay over 1000 steps       decay over 320 steps
+evaluation          256 new tokens, batch 32,   32 new tokens (Prompt <3>: 64), batch 64, all val items
+                    1000 val items
+==================  ==========================  =========================================
 """
 
 from __future__ import annotations
@@ -24,7 +43,24 @@ def output_root() -> Path:
 
 
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
-TINY_MODEL = "tiny"  # sentinel: build (once, cached) the tiny offline Qwen2-Audio
+LOCAL_MODELS = {"tiny": "the untrained tiny Qwen2-Audio", "toy-instruct": "the toy profile's instruct base"}
+
+
+def resolve_model_name(name: str) -> str:
+    """A hub id or path unchanged; ``tiny`` / ``toy-instruct`` -> the locally built model (built once, cached)."""
+    cache = output_root() / "cache"
+    if name == "toy-instruct":
+        from experiments.toy_base import ensure_toy_base
+
+        return str(ensure_toy_base(cache))
+    if name == "tiny":
+        from data.models import ensure_tiny_model
+
+        return str(ensure_tiny_model(cache))
+    return name
+
+
+SMOKE_SIZES = {"train": 120, "val": 24, "test": 30}
 
 
 @dataclass(frozen=True)
@@ -40,36 +76,74 @@ class DataPaths:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    model: str
+    model: str  # a hub id, or "toy-instruct" / "tiny" for the locally built models
     description: str
 
     @property
     def benchmark_label(self) -> str | None:
         """The version label of a test set that is not MMAU (the toy world's); None means: detect MMAU's."""
-        return "toy" if self.name == "toy" else None
+        return None if self.name == "paper" else "toy"
 
     def resolve_model(self) -> str:
-        """A loadable model path or hub id (the tiny model is built and cached on first use)."""
-        if self.model == TINY_MODEL:
-            from data.models import ensure_tiny_model
-
-            return str(ensure_tiny_model(output_root() / "cache"))
-        return self.model
+        """A loadable model path or hub id (local models are built and cached on first use)."""
+        return resolve_model_name(self.model)
 
     def data(self) -> DataPaths:
-        return _toy_data() if self.name == "toy" else _paper_data()
+        if self.name == "paper":
+            return _paper_data()
+        return _toy_data(SMOKE_SIZES if self.name == "smoke" else None)
 
     def scale(self, exp: Experiment) -> Experiment:
         """Adapt an experiment to this profile's scale (the paper profile changes nothing)."""
-        if self.name != "toy":
+        if self.name == "paper":
             return exp
-        new_tokens = 64 if exp.prompt == "p3" else 32
-        return replace(exp, eval=replace(exp.eval, max_new_tokens=new_tokens, batch_size=64))
+        return _scale_smoke(_scale_toy(exp)) if self.name == "smoke" else _scale_toy(exp)
+
+
+def _scale_toy(exp: Experiment) -> Experiment:
+    new_tokens = 64 if exp.prompt == "p3" else 32
+    exp = replace(exp, eval=replace(exp.eval, max_new_tokens=new_tokens, batch_size=64, val_items=None))
+    if exp.method == "sft" and exp.train is not None:
+        exp = replace(exp, train=replace(exp.train, learning_rate=2e-4, epochs=2.0, per_device_batch=32,
+                                         save_every=40))  # fmt: skip
+    if exp.method == "grpo" and exp.train is not None and exp.grpo is not None:
+        schedule = None if exp.train.schedule_steps is None else exp.train.schedule_steps * 160 // 500
+        exp = replace(
+            exp,
+            train=replace(
+                exp.train,
+                learning_rate=1.5e-3,
+                max_steps=160,
+                per_device_batch=4,
+                save_every=40,
+                schedule_steps=schedule,
+            ),  # fmt: skip
+            # 512 -> 32 tokens for answer-only completions, 64 for think-then-answer; the original 256 halves both.
+            grpo=replace(
+                exp.grpo, max_completion_length=exp.grpo.max_completion_length // (8 if exp.prompt == "p3" else 16)
+            ),
+        )
+    return exp
+
+
+def _scale_smoke(exp: Experiment) -> Experiment:
+    exp = replace(exp, eval=replace(exp.eval, max_new_tokens=8))
+    if exp.train is not None:
+        if exp.method == "sft":
+            exp = replace(exp, train=replace(exp.train, epochs=None, max_steps=4, per_device_batch=4, save_every=2))
+        else:
+            schedule = None if exp.train.schedule_steps is None else 8
+            exp = replace(exp, train=replace(exp.train, max_steps=4, per_device_batch=2, save_every=2,
+                                             schedule_steps=schedule))  # fmt: skip
+    if exp.grpo is not None:
+        exp = replace(exp, grpo=replace(exp.grpo, num_generations=4, max_completion_length=8))
+    return exp
 
 
 PROFILES: dict[str, Profile] = {
-    "toy": Profile("toy", TINY_MODEL, "tiny Qwen2-Audio + synthetic toy world, CPU minutes"),
+    "toy": Profile("toy", "toy-instruct", "toy instruct base + synthetic toy world, CPU minutes"),
     "paper": Profile("paper", PAPER_MODEL, "Qwen2-Audio-7B-Instruct, AVQA, MMAU test-mini; GPUs"),
+    "smoke": Profile("smoke", "tiny", "untrained tiny model, small toy world, a few steps: for tests (seconds)"),
 }
 
 
@@ -80,30 +154,30 @@ def get_profile(name: str) -> Profile:
         raise KeyError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}") from None
 
 
-def toy_world_dir(seed: int = 0) -> Path:
-    """Where the toy world lives: keyed by the generator's source, so a change to data/toy.py regenerates it."""
+def toy_world_dir(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
+    """Where a toy world lives: keyed by the generator's source and sizes, so a change regenerates it."""
     import data.toy as toy
 
-    digest = hashlib.sha256(Path(toy.__file__).read_bytes()).hexdigest()[:10]
-    return output_root() / "cache" / f"toy-world-s{seed}-{digest}"
+    digest = hashlib.sha256(Path(toy.__file__).read_bytes() + repr(sorted((sizes or {}).items())).encode())
+    return output_root() / "cache" / f"toy-world-s{seed}-{digest.hexdigest()[:10]}"
 
 
-def ensure_toy_world(seed: int = 0) -> Path:
+def ensure_toy_world(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
     from data import toy
 
-    path = toy_world_dir(seed)
+    path = toy_world_dir(seed, sizes)
     if (path / "world.json").exists():
         return path
     tmp = path.with_name(path.name + ".partial")
-    toy.generate_world(tmp, seed=seed)
+    toy.generate_world(tmp, seed=seed, sizes=sizes)
     if path.exists():  # another process finished first
         return path
     tmp.rename(path)
     return path
 
 
-def _toy_data() -> DataPaths:
-    root = ensure_toy_world()
+def _toy_data(sizes: dict[str, int] | None) -> DataPaths:
+    root = ensure_toy_world(sizes=sizes)
     return DataPaths(
         test_json=root / "test" / "mmau-test-mini.json",
         test_audio_dir=root / "test",

@@ -54,28 +54,81 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run(resolved: ResolvedRun) -> dict[str, Any]:
+COMPLETE_MARKER = "run_complete.json"
+
+
+def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     """Run one resolved experiment; returns the final test metrics."""
     exp = resolved.experiment
     resolved.output_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(resolved.output_dir / "experiment.json", resolved.to_dict())
     seed_everything(resolved.seed)
     if exp.method == "direct":
-        return run_direct(resolved)
-    raise NotImplementedError(
-        f"experiment {exp.name!r} uses method {exp.method!r}, whose trainer is not in this version of the suite"
-    )
+        metrics = run_direct(resolved)
+    else:
+        from experiments.training import run_training
+
+        metrics = run_training(resolved, resume=resume)
+    write_json_atomic(resolved.output_dir / COMPLETE_MARKER, {"accuracy": metrics["accuracy"]})
+    return metrics
+
+
+def is_complete(resolved: ResolvedRun) -> bool:
+    """A run is complete when it wrote its marker and its configuration is the one asked for now."""
+    marker, written = resolved.output_dir / COMPLETE_MARKER, resolved.output_dir / "experiment.json"
+    if not (marker.exists() and written.exists()):
+        return False
+    import json
+
+    return json.loads(written.read_text()) == json.loads(json.dumps(resolved.to_dict()))
+
+
+def table2_experiments() -> list[str]:
+    from experiments.registry import REGISTRY
+
+    return [name for name, exp in REGISTRY.items() if exp.table2_row]
+
+
+def run_table2(profile: str, seeds: list[int]) -> list[ResolvedRun]:
+    """Run every Table 2 experiment of ``profile`` for each seed, skipping runs that are already complete."""
+    import time
+
+    names = table2_experiments()
+    done: list[ResolvedRun] = []
+    todo = [(n, s) for s in seeds for n in names]
+    for k, (name, seed) in enumerate(todo, 1):
+        resolved = resolve(name, profile, seed)
+        head = f"[{k}/{len(todo)}] {name} (profile {profile}, seed {seed})"
+        if is_complete(resolved):
+            print(f"{head}: complete, skipped ({resolved.output_dir})")
+        else:
+            print(f"{head}: running -> {resolved.output_dir}", flush=True)
+            start = time.time()
+            from experiments.training import latest_checkpoint
+
+            run(resolved, resume=latest_checkpoint(resolved.output_dir) is not None)
+            print(f"{head}: done in {time.time() - start:.0f} s", flush=True)
+        done.append(resolved)
+    return done
 
 
 def run_direct(resolved: ResolvedRun) -> dict[str, Any]:
-    """Zero-shot evaluation of the profile's base model on its test set."""
+    """Zero-shot evaluation of the profile's base model on its test set, logged as a W&B run (Table 2's row)."""
+    from experiments.tracking import tracked_run
+    from trainers.checkpoint_eval import eval_log_row
+
     data = resolved.profile.data()
     model_path = resolved.profile.resolve_model()
-    return evaluate_checkpoint(
-        model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
-        prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
-        version_label=resolved.profile.benchmark_label,
-    )  # fmt: skip
+    with tracked_run(resolved, extra_config={"base_model": model_path}) as tracker:
+        metrics = evaluate_checkpoint(
+            model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
+            prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
+            version_label=resolved.profile.benchmark_label,
+        )  # fmt: skip
+        tracker.log({"train/global_step": 0, **eval_log_row("test", metrics)})
+        summary = {"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row("test", metrics).items()}
+        tracker.summary({**summary, "final/step": 0, "benchmark_version": metrics["benchmark"]["version"]})
+    return metrics
 
 
 def evaluate_checkpoint(

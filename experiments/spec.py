@@ -64,14 +64,19 @@ class GRPOSpec:
     num_iterations: int = 1
     accuracy_reward: Literal["mmau", "exact"] = "mmau"
     format_reward: bool = True
+    strict_format: bool = False  # True: no whitespace around the tags (the original code's re.fullmatch)
 
 
 @dataclass(frozen=True)
 class EvalSpec:
+    """Evaluation settings, for the final model and every checkpoint."""
+
     batch_size: int = 32
     max_new_tokens: int = 256
     audio_mode: Literal["real", "silent"] = "real"
-    evaluate_val: bool = True
+    # Validation items evaluated at each checkpoint (a fixed, seeded subset of AVQA val's 16,909); None: all.
+    val_items: int | None = 1000
+    at_start: bool = True  # evaluate the base model at step 0 too (the first point of the convergence curves)
 
 
 @dataclass(frozen=True)

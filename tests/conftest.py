@@ -31,5 +31,30 @@ def mmau_file(request: pytest.FixtureRequest) -> Path:
     """Each shipped MMAU test-mini question file in turn (skipped only if ../shared is absent)."""
     path = SHARED_MMAU / MMAU_VERSIONS[request.param]
     if not path.exists():
+        if os.environ.get("CI"):  # in CI a copy of shared/ lies beside the clone: its absence is a failure
+            pytest.fail(f"shared MMAU file missing in CI: {path}")
         pytest.skip(f"shared MMAU file missing: {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_world():
+    """The small toy world of the smoke profile (generated once per test session)."""
+    from experiments.profiles import SMOKE_SIZES, ensure_toy_world
+
+    return ensure_toy_world(sizes=SMOKE_SIZES)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir():
+    """The untrained tiny Qwen2-Audio, saved like a hub model (built once per test session)."""
+    from experiments.profiles import get_profile
+
+    return get_profile("smoke").resolve_model()
+
+
+@pytest.fixture(scope="session")
+def smoke_train_items(smoke_world):
+    from data.avqa import load_avqa
+
+    return load_avqa(smoke_world / "train" / "train_qa.json", smoke_world / "train" / "audio").items

@@ -45,19 +45,20 @@ def test_list_names_every_experiment(capsys):
     assert all(name in out for name in REGISTRY)
 
 
-def test_direct_on_toy_profile_end_to_end(tmp_path):
+def test_direct_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     out = tmp_path / "direct"
-    assert main(["run", "direct", "--output-dir", str(out)]) == 0
+    assert main(["run", "direct", "--profile", "smoke", "--output-dir", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     preds = json.loads((out / "predictions.json").read_text())
     exp = json.loads((out / "experiment.json").read_text())
-    assert metrics["n"] == len(preds) == 330  # the whole toy test split, nothing skipped
+    assert metrics["n"] == len(preds) == 30  # the whole (smoke) test split, nothing skipped
     assert metrics["benchmark"]["version"].startswith("toy-") and metrics["prompt_id"] == "p2"
-    assert exp["experiment"]["name"] == "direct" and exp["profile"] == "toy"
+    assert exp["experiment"]["name"] == "direct" and exp["profile"] == "smoke"
     assert set(metrics["accuracy"]) == {"sound", "music", "speech", "avg"}
 
 
-def test_eval_cli_missing_audio_is_an_error_unless_allowed_and_recorded(tmp_path, capsys):
+def test_eval_cli_missing_audio_is_an_error_unless_allowed_and_recorded(tmp_path, capsys, monkeypatch):
     from tests.helpers import write_mmau_benchmark
 
     bench = write_mmau_benchmark(tmp_path / "b", n=6)
@@ -69,3 +70,57 @@ def test_eval_cli_missing_audio_is_an_error_unless_allowed_and_recorded(tmp_path
     metrics = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert metrics["benchmark"]["missing_audio_ids"] == ["item002"] and metrics["n"] == 5
     shutil.rmtree(tmp_path / "b")
+
+
+def _diff(a, b, prefix=""):
+    """Dotted names of the leaf fields in which two experiment dicts differ."""
+    out = set()
+    for key in set(a) | set(b):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out |= _diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.add(f"{prefix}{key}")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "expected"),
+    [
+        ("grpo-p3", "grpo-p2", {"prompt"}),
+        ("grpo-p2-clip", "grpo-p2", {"grpo.num_iterations"}),
+        ("grpo-p2-nokl", "grpo-p2", {"grpo.beta"}),
+        (
+            "grpo-p2-orig",
+            "grpo-p2",
+            {"train.schedule_steps", "grpo.max_completion_length", "grpo.accuracy_reward", "grpo.strict_format"},
+        ),  # fmt: skip
+        ("grpo-p2-lora", "grpo-p2", {"lora"}),
+        ("sft-lora", "sft-full", {"lora"}),
+        ("direct-silent", "direct", {"eval.audio_mode"}),
+    ],
+)
+def test_ablations_differ_from_their_base_only_where_their_name_says(name, base, expected):
+    a, b = REGISTRY[name].to_dict(), REGISTRY[base].to_dict()
+    for d in (a, b):
+        d.pop("name"), d.pop("description"), d.pop("table2_row")
+    assert _diff(a, b) == expected
+
+
+def test_table2_rows_exist_with_the_papers_recipes():
+    rows = {e.table2_row: e for e in REGISTRY.values() if e.table2_row}
+    assert len(rows) == 5
+    sft, grpo = REGISTRY["sft-full"], REGISTRY["grpo-p2"]
+    assert (sft.train.learning_rate, sft.train.epochs, sft.train.per_device_batch, sft.train.save_every) == (
+        5e-6,
+        4,
+        4,
+        200,
+    )
+    assert sft.prompt == "p1" and REGISTRY["sft-lora"].lora.r == 16
+    assert (grpo.train.learning_rate, grpo.train.max_steps, grpo.train.per_device_batch, grpo.train.grad_accum) == (
+        1e-6,
+        500,
+        1,
+        2,
+    )

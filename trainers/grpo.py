@@ -178,9 +178,72 @@ def grpo_config(
         bf16=bf16,
         seed=seed,
         data_seed=seed,
-        gradient_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing=train.gradient_checkpointing,
+        dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
         log_completions=False,
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
+
+
+def build_dataset(items: Any, processor: Any, prompt_id: str):
+    """A ``datasets.Dataset`` of chat-rendered prompts (strings: Arrow would mangle mixed content blocks)."""
+    from datasets import Dataset
+
+    from data.prompts import build_conversation, render_prompt
+
+    rows = [
+        {
+            "prompt": render_prompt(processor, build_conversation(i.question, i.choices, prompt_id)),
+            "audio_path": i.audio_path,
+            "answer": i.answer,
+            "choices": list(i.choices),
+            "id": i.id,
+        }
+        for i in items
+    ]
+    return Dataset.from_list(rows)
+
+
+def build_grpo_trainer(
+    model: Any,
+    processor: Any,
+    items: Any,
+    *,
+    exp: Any,
+    output_dir: str,
+    seed: int,
+    report_to: list[str],
+    bf16: bool,
+    callbacks: list | None = None,
+) -> AudioGRPOTrainer:
+    """The GRPO trainer of one experiment (full or LoRA by ``exp.lora``; rewards by ``exp.grpo``)."""
+    from trainers.rewards import make_rewards
+    from trainers.sft import freeze_audio_encoder
+
+    peft_config = None
+    if exp.lora is not None:
+        from peft import LoraConfig
+
+        lora = exp.lora
+        peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                 target_modules=lora.targets, task_type="CAUSAL_LM")  # fmt: skip
+    if exp.train.freeze_audio_encoder:
+        freeze_audio_encoder(model)
+    args = grpo_config(
+        output_dir=output_dir, train=exp.train, grpo=exp.grpo, seed=seed, report_to=report_to, bf16=bf16
+    )
+    rewards = make_rewards(exp.prompt, rule=exp.grpo.accuracy_reward, use_format=exp.grpo.format_reward,
+                           strict_format=exp.grpo.strict_format)  # fmt: skip
+    trainer = AudioGRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=args,
+        train_dataset=build_dataset(items, processor, exp.prompt),
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    trainer.schedule_steps = exp.train.schedule_steps
+    return trainer

@@ -1,0 +1,325 @@
+"""Figures 3 and 4 of the paper from the suite's W&B runs: GRPO and SFT convergence.
+
+    python -m analysis.figures fig3|fig4 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
+                                         [--out reports]
+
+- ``fig3``: GRPO + Prompt <2> and GRPO + Prompt <3>: accuracy reward, format reward and total reward per optimizer
+  step (raw series faint, EMA-smoothed bold), and test accuracy (%) at every evaluated checkpoint (step 0 = the
+  base model);
+- ``fig4``: Full and LoRA SFT + Prompt <1>: training loss per step (raw faint, smoothed bold) and test accuracy.
+
+Writes ``<out>/fig3.png`` and ``<out>/fig3.pdf`` (or fig4), atomically. The runs are the same as Table 2's (latest
+finished, non-ad-hoc run per experiment and seed of the profile; see :mod:`analysis.select`); with several seeds
+each line is the mean over seeds with a band of one standard deviation. Experiments differ in line style and
+marker as well as colour, so the figures read in grey scale. The PDF carries no creation date, so rerunning on
+the same runs gives identical files. Exit status 2 when a needed experiment has no run (the message says which
+commands produce it).
+
+Matplotlib is used without pyplot (a bare ``Figure``; the Agg/PDF backends are chosen by the file type), so
+importing or calling this module changes no global plotting state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.paper_numbers import PAPER_BENCHMARK_VERSION, PAPER_ROWS
+from analysis.runs import RunTables
+from analysis.select import STEP_KEY, MissingRunsError, benchmark_version, eval_rows, missing_message, pick_runs
+from data.io import write_bytes_atomic
+
+TEST_AVG = "eval/test/avg"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot: a logged training metric per step, or (metric None) test accuracy at the checkpoints."""
+
+    title: str
+    ylabel: str
+    metric: str | None = None
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    experiments: tuple[str, ...]
+    panels: tuple[Panel, ...]
+    ncols: int
+    size: tuple[float, float]  # inches: about the width of a two-column page
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "fig3": FigureSpec(
+        "fig3", "Fig. 3: GRPO convergence", ("grpo-p2", "grpo-p3"),
+        (
+            Panel("(a) Accuracy reward, mean per completion", "reward (0-1)", "train/rewards/accuracy/mean"),
+            Panel("(b) Format reward, mean per completion", "reward (0-1)", "train/rewards/format/mean"),
+            Panel("(c) Total reward (accuracy + format)", "reward (0-2)", "train/reward"),
+            Panel("(d) Test accuracy at the checkpoints", "accuracy (%)"),
+        ),
+        ncols=2, size=(7.2, 5.9),
+    ),
+    "fig4": FigureSpec(
+        "fig4", "Fig. 4: SFT convergence", ("sft-full", "sft-lora"),
+        (
+            Panel("(a) Training loss", "cross-entropy (nats/token)", "train/loss"),
+            Panel("(b) Test accuracy at the checkpoints", "accuracy (%)"),
+        ),
+        ncols=2, size=(7.2, 3.4),
+    ),
+}  # fmt: skip
+
+# Colour, line style and marker together: dark blue solid circles vs orange dashed squares stay apart in grey.
+STYLES: dict[str, dict[str, Any]] = {
+    "grpo-p2": {"color": "#1f4e99", "linestyle": "-", "marker": "o"},
+    "grpo-p3": {"color": "#d9822b", "linestyle": "--", "marker": "s"},
+    "sft-full": {"color": "#1f4e99", "linestyle": "-", "marker": "o"},
+    "sft-lora": {"color": "#d9822b", "linestyle": "--", "marker": "^"},
+}
+RC = {
+    "font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "legend.fontsize": 8, "xtick.labelsize": 8,
+    "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "axes.spines.top": False,
+    "axes.spines.right": False, "pdf.fonttype": 42,
+}  # fmt: skip
+PNG_DPI = 200
+
+
+def ema_time_constant(n_steps: int) -> float:
+    """Smoothing time constant in steps: about 2% of the run (10 steps for the paper's 500), at least 2."""
+    return max(2.0, n_steps / 50.0)
+
+
+def ema(values: Sequence[float], time_constant: float) -> list[float]:
+    """Debiased exponential moving average (as TensorBoard's smoothing): no pull towards 0 at the start.
+
+    NaN values are skipped (the previous average is carried), so a step that logged nothing does not break the line.
+    """
+    weight = 1.0 - 1.0 / time_constant
+    out: list[float] = []
+    acc, norm = 0.0, 0.0
+    for v in values:
+        if v == v:
+            acc = weight * acc + (1.0 - weight) * v
+            norm = weight * norm + (1.0 - weight)
+        out.append(acc / norm if norm > 0 else math.nan)
+    return out
+
+
+def _series(history: pd.DataFrame, metric: str) -> pd.Series:
+    """One run's metric per optimizer step (training rows only; a step logged twice keeps its last value)."""
+    if metric not in history.columns:
+        return pd.Series(dtype=float)
+    rows = history[[STEP_KEY, metric]].dropna()
+    rows = rows.drop_duplicates(STEP_KEY, keep="last")
+    return pd.Series(rows[metric].to_numpy(dtype=float), index=rows[STEP_KEY].astype(int).to_numpy()).sort_index()
+
+
+def _across_seeds(series: list[pd.Series]) -> tuple[pd.Series, pd.Series | None]:
+    """Mean over seeds per step, and the standard deviation over seeds (None with one seed)."""
+    frame = pd.concat(series, axis=1) if len(series) > 1 else series[0].to_frame()
+    mean = frame.mean(axis=1, skipna=True)
+    if frame.shape[1] < 2:
+        return mean, None
+    return mean, frame.std(axis=1, ddof=1, skipna=True)
+
+
+@dataclass
+class ExperimentRuns:
+    experiment: str
+    label: str
+    histories: list[pd.DataFrame]
+    evals: list[pd.Series]  # test accuracy per evaluated step, one per seed
+    seeds: list[int]
+    versions: list[str]
+
+
+def _collect(tables: RunTables, runs: list[dict[str, Any]], experiment: str) -> ExperimentRuns:
+    histories, evals, versions = [], [], []
+    for run in runs:
+        history = tables.history[tables.history["run_id"] == run["run_id"]].sort_values("_step", kind="stable")
+        histories.append(history)
+        rows = eval_rows(tables, run["run_id"]).drop_duplicates("step", keep="first")  # final model = last save
+        evals.append(pd.Series(rows[TEST_AVG].to_numpy(dtype=float), index=rows["step"].to_numpy()).sort_index())
+        versions.append(benchmark_version(run, None))
+    seeds = [int(run["config"].get("seed", 0)) for run in runs]
+    return ExperimentRuns(experiment, PAPER_ROWS[experiment].label, histories, evals, seeds, sorted(set(versions)))
+
+
+def _draw_training(ax: Any, data: ExperimentRuns, metric: str, tau: float) -> bool:
+    series = [s for s in (_series(h, metric) for h in data.histories) if not s.empty]
+    if not series:
+        return False
+    style = STYLES.get(data.experiment, {})
+    raw_mean, _ = _across_seeds(series)
+    smoothed = [pd.Series(ema(s.tolist(), tau), index=s.index) for s in series]
+    mean, std = _across_seeds(smoothed)
+    steps = mean.index.to_numpy()
+    ax.plot(raw_mean.index.to_numpy(), raw_mean.to_numpy(), color=style.get("color"), linewidth=0.7, alpha=0.3)
+    if std is not None:
+        ax.fill_between(steps, (mean - std).to_numpy(), (mean + std).to_numpy(), color=style.get("color"),
+                        alpha=0.15, linewidth=0)  # fmt: skip
+    ax.plot(steps, mean.to_numpy(), linewidth=1.8, markersize=4, markevery=max(1, len(steps) // 8),
+            markerfacecolor="white", **style)  # fmt: skip
+    return True
+
+
+def _draw_accuracy(ax: Any, data: ExperimentRuns, paper_line: bool) -> bool:
+    series = [s for s in data.evals if not s.empty]
+    if not series:
+        return False
+    style = STYLES.get(data.experiment, {})
+    mean, std = _across_seeds(series)
+    steps = mean.index.to_numpy()
+    if std is not None:
+        ax.fill_between(steps, (mean - std).to_numpy(), (mean + std).to_numpy(), color=style.get("color"),
+                        alpha=0.15, linewidth=0)  # fmt: skip
+    ax.plot(steps, mean.to_numpy(), linewidth=1.5, markersize=4.5, markerfacecolor="white", **style)
+    if paper_line:  # the paper's reported number, only when our benchmark is the paper's
+        paper = PAPER_ROWS[data.experiment].avg
+        ax.axhline(paper, color=style.get("color"), linestyle=":", linewidth=1.0)
+        ax.annotate(f"paper {paper:.1f}", (1.0, paper), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7, color=style.get("color"),
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
+    return True
+
+
+def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds: bool, tau: float,
+                    paper_lines: bool) -> tuple[list[Any], int]:  # fmt: skip
+    """Legend entries in two columns (experiments left, line encodings right) and the number of rows."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    experiments: list[Any] = []
+    for d in data:
+        seeds = f"{len(d.seeds)} seeds" if len(d.seeds) > 1 else f"seed {d.seeds[0]}"
+        experiments.append(Line2D([], [], linewidth=1.8, markerfacecolor="white", label=f"{d.label} ({seeds})",
+                                  **STYLES.get(d.experiment, {})))  # fmt: skip
+    encodings: list[Any] = []
+    if any(p.metric for p in spec.panels):
+        encodings.append(Line2D([], [], color="0.45", linewidth=0.7, alpha=0.5, label="raw, per step"))
+        encodings.append(
+            Line2D([], [], color="0.2", linewidth=1.8, label=f"EMA-smoothed (time constant {tau:g} steps)")
+        )
+    if several_seeds:
+        encodings.append(Patch(color="0.5", alpha=0.3, label="mean ± 1 s.d. over seeds"))
+    if paper_lines:
+        encodings.append(Line2D([], [], color="0.2", linestyle=":", label="paper's reported test accuracy"))
+    rows = max(len(experiments), len(encodings))
+
+    def blank() -> Any:
+        return Line2D([], [], linestyle="none", label=" ")
+
+    # The legend fills column by column: pad each column to the same height.
+    column1 = experiments + [blank() for _ in range(rows - len(experiments))]
+    column2 = encodings + [blank() for _ in range(rows - len(encodings))]
+    return column1 + column2, rows
+
+
+def render(tables: RunTables, spec: FigureSpec, profile: str) -> dict[str, bytes]:
+    """Draw the figure for ``spec`` from the runs of ``profile``; returns the PNG and PDF file contents.
+
+    Raises:
+        MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile``.
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    picked, _notes = pick_runs(tables, profile, spec.experiments)
+    missing = [e for e in spec.experiments if e not in picked]
+    if missing:
+        what = spec.title.split(":")[0]
+        raise MissingRunsError(missing, missing_message(missing, profile, what=what))
+    data = [_collect(tables, picked[e], e) for e in spec.experiments]
+    versions = sorted({v for d in data for v in d.versions})
+    longest = max((len(_series(h, p.metric)) for d in data for h in d.histories for p in spec.panels if p.metric),
+                  default=0)  # fmt: skip
+    tau = ema_time_constant(longest)
+    paper_lines = versions == [PAPER_BENCHMARK_VERSION]
+    several = any(len(d.seeds) > 1 for d in data)
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=spec.size)
+        nrows = math.ceil(len(spec.panels) / spec.ncols)
+        axes = fig.subplots(nrows, spec.ncols, squeeze=False).ravel()
+        for ax, panel in zip(axes, spec.panels, strict=False):  # a grid may have spare axes
+            drawn = [
+                _draw_training(ax, d, panel.metric, tau) if panel.metric else _draw_accuracy(ax, d, paper_lines)
+                for d in data
+            ]
+            if not any(drawn):
+                ax.text(0.5, 0.5, f"not logged:\n{panel.metric or TEST_AVG}", ha="center", va="center",
+                        transform=ax.transAxes, color="0.4")  # fmt: skip
+            ax.set_title(panel.title, loc="left")
+            ax.set_xlabel("optimizer step")
+            ax.set_ylabel(panel.ylabel)
+        last_step = max((int(s.index.max()) for d in data for s in d.evals if not s.empty), default=0)
+        for ax in axes[: len(spec.panels)]:
+            if last_step > 0:  # one x range for every panel, from the base model (step 0) to the last step
+                ax.set_xlim(0, last_step * 1.02)
+        for ax in axes[len(spec.panels) :]:
+            ax.set_visible(False)
+        fig.suptitle(f"{spec.title} (profile {profile}; test set: benchmark {', '.join(versions)})",
+                     fontsize=10, fontweight="bold", y=1 - 0.06 / spec.size[1], va="top")  # fmt: skip
+        handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines)
+        fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, columnspacing=3.0)
+        # Leave room at the bottom for the legend (about 0.17 inch per row) and at the top for the title.
+        fig.tight_layout(rect=(0, (0.08 + 0.17 * legend_rows) / spec.size[1], 1, 1))
+        # Render both files inside the rc context: the settings apply while drawing.
+        png, pdf = io.BytesIO(), io.BytesIO()
+        fig.savefig(png, format="png", dpi=PNG_DPI)
+        # No CreationDate (and a fixed Creator string): reruns on the same runs give byte-identical PDFs.
+        fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Creator": "python -m analysis.figures"})
+    return {"png": png.getvalue(), "pdf": pdf.getvalue()}
+
+
+def write_figure(tables: RunTables, name: str, profile: str, out_dir: str | Path) -> dict[str, Path]:
+    """Render figure ``name`` (fig3 or fig4) and write its PNG and PDF into ``out_dir``; returns the paths.
+
+    Raises:
+        MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile``.
+    """
+    files = render(tables, FIGURES[name], profile)
+    paths = {ext: Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf")}
+    for ext, path in paths.items():
+        write_bytes_atomic(path, files[ext])
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    from analysis.table2 import add_source_arguments, read_runs
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("figure", choices=list(FIGURES), help="fig3 (GRPO convergence) or fig4 (SFT convergence)")
+    add_source_arguments(parser)
+    args = parser.parse_args(argv)
+    spec = FIGURES[args.figure]
+    try:
+        tables, _source = read_runs(args, spec.experiments)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}\n{missing_message(list(spec.experiments), args.profile, what=args.figure)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        paths = write_figure(tables, args.figure, args.profile, args.out)
+    except MissingRunsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in pick_runs(tables, args.profile, spec.experiments)[1]:  # the runs left out, as table2 lists them
+        print(f"note: {note}", file=sys.stderr)
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

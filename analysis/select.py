@@ -1,0 +1,313 @@
+"""Which runs and which checkpoint of each run a report uses: the choices that Table 2 and the figures rest on.
+
+Runs: for each Table 2 experiment and seed of one profile, the *latest finished, non-ad-hoc* run (latest by the
+time of its last logged row). Every other run of that profile and experiment (ad hoc ``--set`` runs, failed or
+unfinished runs, earlier runs superseded by a rerun) is left out and named in a note, so that nothing is dropped
+silently.
+
+Checkpoints (``--select``), among the evaluation rows of a run's history (step 0 = the base model, then every save,
+then the final model again at the last step):
+
+- ``best-val`` (default): the highest ``eval/val/avg`` (the held-out validation split), ties to the earliest step;
+  the honest choice, since the test set plays no part in it;
+- ``final``: the last evaluation row, i.e. the model training ended with;
+- ``best-test``: the highest ``eval/test/avg``, ties to the earliest step. This is what the paper did (the original
+  code picked checkpoints on MMAU test-mini itself); it selects on the test set and flatters every trained row.
+
+A ``direct`` run has a single evaluation (step 0), which every rule selects.
+
+Usage::
+
+    from analysis.runs import read_offline_runs
+    from analysis.select import select_checkpoints
+    sel = select_checkpoints(read_offline_runs("outputs/wandb"), profile="toy", rule="best-val")
+    sel.chosen["grpo-p2"][0].step, sel.chosen["grpo-p2"][0].predictions, sel.notes, sel.missing
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.paper_numbers import TABLE2_EXPERIMENTS, TASK_COLUMNS
+from analysis.runs import RunTables
+from data.io import read_json
+from data.schema import DataError
+
+SELECTION_RULES: dict[str, str] = {
+    "best-val": "highest validation accuracy (eval/val/avg), ties to the earliest step",
+    "final": "the last evaluation (the model at the end of training)",
+    "best-test": "highest test accuracy (eval/test/avg), ties to the earliest step: selection on the test set, "
+    "as in the paper",
+}
+DEFAULT_RULE = "best-val"
+STEP_KEY = "train/global_step"
+TEST_KEYS: dict[str, str] = {task: f"eval/test/{task}" for task in TASK_COLUMNS}
+VAL_KEY = "eval/val/avg"
+UNKNOWN_VERSION = "unknown"
+
+
+@dataclass(frozen=True)
+class SelectedCheckpoint:
+    """The checkpoint of one run that a report uses, with everything needed to trace its numbers back."""
+
+    experiment: str
+    seed: int
+    run_id: str
+    run_name: str
+    profile: str
+    rule: str  # the rule applied: the one asked for, or "only evaluation" / a fallback (see ``rule_note``)
+    step: int
+    test: dict[str, float | None]  # sound, music, speech, avg in percent, as logged at that step
+    val_avg: float | None
+    benchmark_version: str
+    predictions: Path | None  # that step's saved test predictions (may be absent on this machine)
+    n_evals: int  # how many evaluation rows the run has
+    rule_note: str = ""
+
+
+@dataclass
+class Selection:
+    """The chosen checkpoint per (experiment, seed), the experiments with no usable run, and what was left out."""
+
+    profile: str
+    rule: str
+    chosen: dict[str, list[SelectedCheckpoint]]  # experiment -> one per seed, by seed
+    missing: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({c.seed for runs in self.chosen.values() for c in runs})
+
+
+class MissingRunsError(Exception):
+    """Some experiments have no usable run; the message names them and the commands that produce them."""
+
+    def __init__(self, missing: Sequence[str], message: str):
+        super().__init__(message)
+        self.missing = list(missing)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Runs
+
+
+def _config(run: Mapping[str, Any]) -> dict[str, Any]:
+    config = run.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def run_profile(run: Mapping[str, Any]) -> str | None:
+    """The profile a run used: ``config.profile``, else the profile tag (the second tag our trackers write)."""
+    profile = _config(run).get("profile")
+    if isinstance(profile, str):
+        return profile
+    tags = tuple(run.get("tags") or ())
+    return tags[1] if len(tags) > 1 else None
+
+
+def run_seed(run: Mapping[str, Any]) -> int | None:
+    seed = _config(run).get("seed")
+    return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
+
+
+def run_is_adhoc(run: Mapping[str, Any]) -> bool:
+    return bool(_config(run).get("adhoc")) or "adhoc" in tuple(run.get("tags") or ())
+
+
+def run_method(run: Mapping[str, Any]) -> str | None:
+    experiment = _config(run).get("experiment")
+    return experiment.get("method") if isinstance(experiment, dict) else None
+
+
+def _last_logged(run: Mapping[str, Any]) -> float:
+    summary = run.get("summary")
+    value = summary.get("_timestamp") if isinstance(summary, dict) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
+
+
+def _describe(run: Mapping[str, Any]) -> str:
+    return f"run {run['run_id']} ({run.get('name') or 'unnamed'})"
+
+
+def pick_runs(
+    tables: RunTables, profile: str, experiments: Sequence[str] = TABLE2_EXPERIMENTS
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """The latest finished, non-ad-hoc run per (experiment, seed) of ``profile``, and notes on the runs left out.
+
+    "Latest" is by the summary's ``_timestamp`` (the time of the run's last logged row), which both the offline
+    reader and the W&B service provide; runs without one count as oldest, then the table order decides.
+    Returns experiment -> run rows (dicts of the runs table) sorted by seed, for the experiments that have any.
+    """
+    runs = tables.runs
+    picked: dict[str, list[dict[str, Any]]] = {}
+    notes: list[str] = []
+    for experiment in experiments:
+        candidates = [
+            (position, row)
+            for position, row in enumerate(runs[runs["group"] == experiment].to_dict("records"))
+            if run_profile(row) == profile
+        ]
+        by_seed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for position, row in candidates:
+            seed = run_seed(row)
+            if seed is None:
+                notes.append(f"{experiment}: ignored {_describe(row)}: no seed in its config")
+                continue
+            by_seed.setdefault(seed, []).append((position, row))
+        chosen: list[dict[str, Any]] = []
+        for seed in sorted(by_seed):
+            group = sorted(by_seed[seed], key=lambda pr: (_last_logged(pr[1]), pr[0]))
+            usable = [row for _, row in group if row.get("state") == "finished" and not run_is_adhoc(row)]
+            best = usable[-1] if usable else None
+            if best is not None:
+                chosen.append(best)
+            for _, row in group:
+                if row is best:
+                    continue
+                if run_is_adhoc(row):
+                    reason = "ad hoc settings (--set overrides)"
+                elif row.get("state") != "finished":
+                    reason = f"state {row.get('state')!r}, not finished"
+                else:
+                    reason = f"superseded by the later run {best['run_id']}" if best else "not usable"
+                notes.append(f"{experiment} seed {seed}: ignored {_describe(row)}: {reason}")
+        if chosen:
+            picked[experiment] = chosen
+    return picked, notes
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def eval_rows(tables: RunTables, run_id: str) -> pd.DataFrame:
+    """The evaluation rows of one run in logging order: ``step`` plus the test and validation accuracy columns."""
+    history = tables.history[tables.history["run_id"] == run_id]
+    if TEST_KEYS["avg"] not in history.columns or STEP_KEY not in history.columns:
+        return pd.DataFrame(columns=["step", *TEST_KEYS.values(), VAL_KEY])
+    history = history.sort_values("_step", kind="stable")
+    rows = history[history[TEST_KEYS["avg"]].notna() & history[STEP_KEY].notna()]
+    out = pd.DataFrame({"step": rows[STEP_KEY].astype(int).to_numpy()})
+    for key in [*TEST_KEYS.values(), VAL_KEY]:
+        out[key] = rows[key].to_numpy(dtype=float) if key in rows.columns else math.nan
+    return out
+
+
+def select_step(rows: pd.DataFrame, rule: str) -> tuple[int, str, str]:
+    """The position in ``rows`` (from :func:`eval_rows`) that ``rule`` selects, the rule applied, and a note.
+
+    A run with a single evaluation (``direct``) gives it whatever the rule. ``best-val`` on a run that logged no
+    validation accuracy falls back to ``final`` and says so in the note.
+    """
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES)}")
+    if rows.empty:
+        raise ValueError("no evaluation rows to select from")
+    if len(rows) == 1:
+        return 0, "only evaluation", ""
+    if rule == "best-val" and rows[VAL_KEY].isna().all():
+        return len(rows) - 1, "final", "no validation accuracy logged: fell back to the final model"
+    if rule == "final":
+        return len(rows) - 1, rule, ""
+    key = VAL_KEY if rule == "best-val" else TEST_KEYS["avg"]
+    scored = [
+        (-float(v), int(step), pos)
+        for pos, (step, v) in enumerate(zip(rows["step"], rows[key], strict=True))
+        if v == v
+    ]
+    return min(scored)[2], rule, ""
+
+
+def predictions_path(output_dir: str | None, step: int, *, direct: bool, is_last: bool) -> Path | None:
+    """Where the test predictions of ``step`` were saved (see the module docstring of experiments/training.py)."""
+    if not output_dir:
+        return None
+    out = Path(output_dir)
+    if direct:
+        return out / "predictions.json"
+    checkpoint = out / f"checkpoint-{step}" / "eval" / "test" / "predictions.json"
+    if is_last and not checkpoint.exists():
+        return out / "predictions.json"  # the final model's evaluation, copied to the run directory
+    return checkpoint
+
+
+def benchmark_version(run: Mapping[str, Any], predictions: Path | None) -> str:
+    """The run's benchmark version: summary ``benchmark_version``, else ``benchmark.version`` of a metrics.json."""
+    summary = run.get("summary")
+    version = summary.get("benchmark_version") if isinstance(summary, dict) else None
+    if isinstance(version, str) and version:
+        return version
+    output_dir = _config(run).get("output_dir")
+    candidates = [predictions.with_name("metrics.json")] if predictions else []
+    candidates += [Path(output_dir) / "metrics.json"] if output_dir else []
+    for path in candidates:
+        if path.is_file():
+            try:
+                benchmark = read_json(path).get("benchmark") or {}
+            except (DataError, AttributeError):
+                continue
+            if benchmark.get("version"):
+                return str(benchmark["version"])
+    return UNKNOWN_VERSION
+
+
+def _value(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+def select_checkpoints(
+    tables: RunTables,
+    profile: str = "toy",
+    rule: str = DEFAULT_RULE,
+    experiments: Sequence[str] = TABLE2_EXPERIMENTS,
+) -> Selection:
+    """Pick the runs of ``profile`` (see :func:`pick_runs`) and one checkpoint of each by ``rule``."""
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES)}")
+    picked, notes = pick_runs(tables, profile, experiments)
+    chosen: dict[str, list[SelectedCheckpoint]] = {}
+    for experiment, runs in picked.items():
+        for run in runs:
+            rows = eval_rows(tables, run["run_id"])
+            if rows.empty:
+                notes.append(f"{experiment}: ignored {_describe(run)}: no evaluation rows (eval/test/avg) logged")
+                continue
+            pos, applied, rule_note = select_step(rows, rule)
+            step = int(rows["step"].iloc[pos])
+            direct = run_method(run) == "direct" or experiment == "direct"
+            output_dir = _config(run).get("output_dir")
+            predictions = predictions_path(output_dir, step, direct=direct, is_last=pos == len(rows) - 1)
+            if rule_note:
+                notes.append(f"{experiment}: {_describe(run)}: {rule_note}")
+            chosen.setdefault(experiment, []).append(
+                SelectedCheckpoint(
+                    experiment=experiment, seed=int(run_seed(run) or 0), run_id=str(run["run_id"]),
+                    run_name=str(run.get("name") or ""), profile=profile, rule=applied, step=step,
+                    test={task: _value(rows[key].iloc[pos]) for task, key in TEST_KEYS.items()},
+                    val_avg=_value(rows[VAL_KEY].iloc[pos]), benchmark_version=benchmark_version(run, predictions),
+                    predictions=predictions, n_evals=len(rows), rule_note=rule_note,
+                )
+            )  # fmt: skip
+    missing = [e for e in experiments if e not in chosen]
+    return Selection(profile=profile, rule=rule, chosen=chosen, missing=missing, notes=notes)
+
+
+def missing_message(missing: Sequence[str], profile: str, seeds: Sequence[int] = (0,), what: str = "Table 2") -> str:
+    """What is missing and the commands that produce it (the message of the exit-2 failures)."""
+    seeds = list(seeds) or [0]
+    seed_list = " ".join(str(s) for s in seeds)
+    lines = [
+        f"no finished, non-ad-hoc runs of profile {profile!r} for the {what} experiment(s): {', '.join(missing)}.",
+        "Produce them with:",
+        f"  make paper PROFILE={profile}" + (f' SEEDS="{seed_list}"' if seeds != [0] else ""),
+        "or one at a time:",
+    ]
+    lines += [f"  python -m experiments run {name} --profile {profile} --seed {s}" for name in missing for s in seeds]
+    return "\n".join(lines)

@@ -1,0 +1,576 @@
+"""Table 2 of the paper, reproduced from the suite's W&B runs: Markdown, LaTeX and CSV, with provenance and tests.
+
+    python -m analysis.table2 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
+                              [--select best-val|final|best-test] [--out reports] [--allow-mixed-versions]
+
+Writes ``<out>/table2.md``, ``table2.tex`` (needs ``\\usepackage{booktabs}``) and ``table2.csv`` atomically and
+prints the Markdown. Exit status: 0 written; 2 some Table 2 experiment has no usable run (the message names them and
+the commands that produce them); 1 the measured rows are on different benchmark versions (pass
+``--allow-mixed-versions`` to label each row instead) or another error in the inputs.
+
+What is in the table:
+
+- the leaderboard baselines the paper quotes (marked as quoted, on MMAU a5cd89a: never measured here);
+- the five measured rows (direct, Full SFT + P1, LoRA SFT + P1, GRPO + P2, GRPO + P3), each cell "ours (paper,
+  ours - paper)"; with several seeds "mean ± std"; always a 95% interval on the average (one seed: Wilson over
+  the items of the saved predictions; several: a t interval over the seeds);
+- provenance of every measured row: benchmark version, profile, selection rule, seeds, selected steps, run ids;
+- exact McNemar tests of GRPO + Prompt <2> against each SFT row on per-item correctness at the selected
+  checkpoints (items paired by id, runs paired by seed, discordant counts pooled over seeds).
+
+Which runs and checkpoints are used is decided in :mod:`analysis.select`. The output depends only on the runs and
+the arguments (no dates, fixed ordering and float formatting), so rerunning on the same runs gives identical files.
+The CSV holds one row per measured row with its run ids and steps, so every number traces back to a W&B run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from analysis.paper_numbers import (
+    MCNEMAR_PAIRS,
+    PAPER_BENCHMARK_VERSION,
+    PAPER_ROWS,
+    QUOTED_BASELINES,
+    TABLE2_EXPERIMENTS,
+    TASK_COLUMNS,
+    PaperRow,
+)
+from analysis.runs import RunTables
+from analysis.select import (
+    DEFAULT_RULE,
+    SELECTION_RULES,
+    MissingRunsError,
+    SelectedCheckpoint,
+    Selection,
+    missing_message,
+)
+from analysis.select import select_checkpoints as _select
+from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
+from data.io import write_text_atomic
+from data.schema import DataError
+
+# Known MMAU versions, to say in words what a label means.
+VERSION_NAMES = {
+    "a5cd89a": "original MMAU test-mini, as in the paper",
+    "1f675a9": "MMAU test-mini, one answer fixed after a5cd89a",
+    "f0a4a97": "revised MMAU test-mini (v05.15.25): not comparable with the paper",
+}
+
+
+class MixedVersionsError(Exception):
+    """The measured rows were evaluated on different benchmark versions."""
+
+
+@dataclass
+class MeasuredRow:
+    """One measured row: its runs' selected checkpoints and what the table shows of them."""
+
+    experiment: str
+    paper: PaperRow
+    checkpoints: list[SelectedCheckpoint]
+    mean: dict[str, float | None]
+    std: dict[str, float | None]
+    ci: tuple[float, float] | None
+    ci_method: str
+    n_items: list[int | None]  # per seed, from the saved predictions (None: not readable here)
+
+    @property
+    def label(self) -> str:
+        return self.paper.label
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({c.benchmark_version for c in self.checkpoints})
+
+    @property
+    def version(self) -> str:
+        return "+".join(self.versions)
+
+    def diff(self, task: str) -> float | None:
+        """Ours - paper, from our value as displayed (2 decimals), so the printed numbers add up."""
+        value = self.mean[task]
+        return None if value is None else round2(value) - self.paper.value(task)
+
+
+@dataclass
+class McNemarRow:
+    a: str
+    b: str
+    seeds: list[int]
+    counts: PairedCounts | None
+    problem: str = ""
+
+
+@dataclass
+class Table2:
+    profile: str
+    rule: str
+    source: str
+    rows: list[MeasuredRow]
+    mcnemar: list[McNemarRow]
+    notes: list[str] = field(default_factory=list)
+    mixed_versions: bool = False
+
+    @property
+    def versions(self) -> list[str]:
+        return sorted({v for row in self.rows for v in row.versions})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Building
+
+
+def _correctness(
+    checkpoint: SelectedCheckpoint, cache: dict[Path, dict[str, bool] | str], notes: list[str]
+) -> dict[str, bool] | None:
+    """Per-item correctness of a selected checkpoint's saved test predictions, or None (with a note) if unreadable."""
+    path = checkpoint.predictions
+    if path is None:
+        return None
+    if path not in cache:
+        try:
+            cache[path] = load_correctness(path)
+        except DataError as exc:
+            cache[path] = str(exc)
+            notes.append(f"{checkpoint.experiment} seed {checkpoint.seed} (run {checkpoint.run_id}): predictions of "
+                         f"step {checkpoint.step} not read ({exc}); no per-item statistics for it")  # fmt: skip
+    found = cache[path]
+    return found if isinstance(found, dict) else None
+
+
+def _measured_row(
+    experiment: str, checkpoints: list[SelectedCheckpoint], cache: dict[Path, dict[str, bool] | str], notes: list[str]
+) -> MeasuredRow:
+    mean: dict[str, float | None] = {}
+    std: dict[str, float | None] = {}
+    for task in TASK_COLUMNS:
+        values = [c.test[task] for c in checkpoints]
+        if any(v is None for v in values):
+            mean[task] = std[task] = None
+            continue
+        mean[task], std[task] = mean_std([float(v) for v in values if v is not None])
+    n_items: list[int | None] = []
+    for c in checkpoints:
+        correct = _correctness(c, cache, notes)
+        n_items.append(len(correct) if correct is not None else None)
+        if not correct or c.test["avg"] is None:
+            continue
+        # The logged value is rounded to 2 decimals; anything beyond that means the files and the run disagree.
+        recomputed = 100.0 * sum(correct.values()) / len(correct)
+        if abs(recomputed - c.test["avg"]) > 0.006:
+            notes.append(f"{experiment} seed {c.seed} (run {c.run_id}): logged average {c.test['avg']:.2f} at step "
+                         f"{c.step} differs from its saved predictions ({recomputed:.2f}); the table shows the "
+                         "logged value")  # fmt: skip
+    ci: tuple[float, float] | None = None
+    if len(checkpoints) > 1:
+        avgs = [c.test["avg"] for c in checkpoints]
+        clipped = False
+        if all(v is not None for v in avgs):
+            low, high = t_interval([float(v) for v in avgs if v is not None])
+            # An accuracy cannot leave [0, 100]; with few seeds the t interval can, and then says so.
+            clipped = low < 0.0 or high > 100.0
+            ci = (max(0.0, low), min(100.0, high))
+        method = f"t over {len(checkpoints)} seeds" + (", clipped to [0, 100]" if clipped else "")
+    else:
+        correct = _correctness(checkpoints[0], cache, notes)
+        if correct:
+            ci = wilson_interval(sum(correct.values()), len(correct))
+        method = f"Wilson, n={len(correct)} items" if correct else "n/a (no predictions)"
+    return MeasuredRow(experiment, PAPER_ROWS[experiment], checkpoints, mean, std, ci, method, n_items)
+
+
+def _mcnemar(
+    a: str, b: str, selection: Selection, cache: dict[Path, dict[str, bool] | str], notes: list[str]
+) -> McNemarRow:
+    runs_a = {c.seed: c for c in selection.chosen[a]}
+    runs_b = {c.seed: c for c in selection.chosen[b]}
+    seeds = sorted(runs_a.keys() & runs_b.keys())
+    if not seeds:
+        return McNemarRow(a, b, [], None, "no seed run by both")
+    total: PairedCounts | None = None
+    for seed in seeds:
+        correct_a, correct_b = _correctness(runs_a[seed], cache, notes), _correctness(runs_b[seed], cache, notes)
+        if correct_a is None or correct_b is None:
+            return McNemarRow(a, b, seeds, None, f"predictions of seed {seed} not readable")
+        counts = paired_counts(correct_a, correct_b)
+        if counts.only_a or counts.only_b:
+            notes.append(f"McNemar {a} vs {b}, seed {seed}: {counts.only_a} + {counts.only_b} items in only one of "
+                         "the two prediction files were left out")  # fmt: skip
+        total = counts if total is None else total + counts
+    return McNemarRow(a, b, seeds, total)
+
+
+def build_table2(
+    tables: RunTables,
+    profile: str = "toy",
+    rule: str = DEFAULT_RULE,
+    *,
+    allow_mixed_versions: bool = False,
+    source: str = "offline W&B runs",
+) -> Table2:
+    """Select the runs and checkpoints and compute every number of the table.
+
+    Raises:
+        MissingRunsError: a Table 2 experiment has no finished, non-ad-hoc run of ``profile``.
+        MixedVersionsError: the selected runs are on different benchmark versions (unless allowed).
+    """
+    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS)
+    if selection.missing:
+        raise MissingRunsError(selection.missing, missing_message(selection.missing, profile, selection.seeds))
+    notes = [f"W&B reader: {p}" for p in tables.problems] + list(selection.notes)
+    by_version: dict[str, list[str]] = {}
+    for experiment in TABLE2_EXPERIMENTS:
+        for c in selection.chosen[experiment]:
+            by_version.setdefault(c.benchmark_version, []).append(f"{experiment} s{c.seed} ({c.run_id})")
+    mixed = len(by_version) > 1
+    if mixed and not allow_mixed_versions:
+        detail = "; ".join(f"{v}: {', '.join(runs)}" for v, runs in sorted(by_version.items()))
+        raise MixedVersionsError(
+            f"the measured rows were evaluated on different benchmark versions ({detail}). Rerun the odd ones on "
+            "one version, or pass --allow-mixed-versions to label every row with its version."
+        )
+    cache: dict[Path, dict[str, bool] | str] = {}
+    rows = [_measured_row(e, selection.chosen[e], cache, notes) for e in TABLE2_EXPERIMENTS]
+    mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
+    return Table2(profile, rule, source, rows, mcnemar, notes, mixed)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Formatting (fixed precision everywhere: the files must be byte-identical across reruns)
+
+
+def round2(x: float) -> float:
+    """Round half up to 2 decimals, as a reader would: (33.33 + 100.00) / 2 -> 66.67.
+
+    The float noise below 1e-9 is dropped first (that mean is 66.66499999999999 in binary floating point).
+    """
+    return float(Decimal(repr(round(float(x), 9))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{round2(x):.2f}"
+
+
+def _signed(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{round2(x) + 0.0:+.2f}"  # + 0.0 turns -0.0 into 0.0, so a zero difference prints as +0.00
+
+
+def _p(p: float) -> str:
+    return "< 0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+def _ci(row: MeasuredRow) -> str:
+    return "n/a" if row.ci is None else f"[{row.ci[0]:.2f}, {row.ci[1]:.2f}]"
+
+
+def _value(row: MeasuredRow, task: str, pm: str = "±") -> str:
+    std = row.std[task]
+    return _num(row.mean[task]) + (f" {pm} {_num(std)}" if std is not None else "")
+
+
+def _seeds(row: MeasuredRow) -> str:
+    return ", ".join(str(c.seed) for c in row.checkpoints) + f" (n={len(row.checkpoints)})"
+
+
+def _steps(row: MeasuredRow) -> str:
+    if len(row.checkpoints) == 1:
+        return str(row.checkpoints[0].step)
+    return ", ".join(f"s{c.seed}: {c.step}" for c in row.checkpoints)
+
+
+def _rules(row: MeasuredRow) -> str:
+    return ", ".join(sorted({c.rule for c in row.checkpoints}))
+
+
+def _items(row: MeasuredRow) -> str:
+    sizes = sorted({n for n in row.n_items if n is not None})
+    return ", ".join(str(n) for n in sizes) if sizes else "n/a"
+
+
+def _version_words(version: str) -> str:
+    return f"{version} ({VERSION_NAMES[version]})" if version in VERSION_NAMES else version
+
+
+def _row_by_experiment(table: Table2) -> dict[str, MeasuredRow]:
+    return {row.experiment: row for row in table.rows}
+
+
+def _comparability(table: Table2) -> str:
+    versions = table.versions
+    if versions == [PAPER_BENCHMARK_VERSION]:
+        return (f"The measured rows and the paper's numbers are both on MMAU {PAPER_BENCHMARK_VERSION}; the "
+                "differences compare like with like (up to the protocol differences in the suite's docs).")  # fmt: skip
+    return (f"**Not comparable with the paper:** the measured rows are on benchmark {', '.join(versions)}, the "
+            f"paper's numbers on MMAU {PAPER_BENCHMARK_VERSION}. The paper values and differences are shown for "
+            "orientation only.")  # fmt: skip
+
+
+def render_markdown(table: Table2) -> str:
+    """The report as Markdown: the table, provenance of the measured rows, McNemar tests, and notes."""
+    rows = _row_by_experiment(table)
+    versions = ", ".join(_version_words(v) for v in table.versions)
+    out = [
+        f"# Table 2: MMAU test-mini accuracy (%), profile `{table.profile}`",
+        "",
+        f"- Measured rows: benchmark {versions}; profile `{table.profile}`; checkpoint selection `{table.rule}` "
+        f"({SELECTION_RULES[table.rule]}); source: {table.source}.",
+        "- Each measured cell: ours (the paper's value, ours - paper). With several seeds, ours is the mean ± the "
+        "standard deviation over seeds.",
+        "- 95% interval on the average: Wilson over the items for one seed; a t interval over the seeds for several.",
+        f"- Quoted rows: MMAU leaderboard numbers quoted from the paper (benchmark {PAPER_BENCHMARK_VERSION}), not "
+        "measured here.",
+        f"- {_comparability(table)}",
+        "",
+        "| Method | Source | Sound | Music | Speech | Average | Average, 95% CI |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for base in QUOTED_BASELINES:
+        label = base.label + (f" ({base.note})" if base.note else "")
+        cells = " | ".join(_num(base.value(t)) for t in TASK_COLUMNS)
+        out.append(f"| {label} | quoted from the paper, {base.benchmark_version} | {cells} | |")
+    for row in table.rows:
+        cells = " | ".join(
+            f"{_value(row, t)} ({_num(row.paper.value(t))}, {_signed(row.diff(t))})" for t in TASK_COLUMNS
+        )
+        out.append(f"| {row.label} | measured, {row.version} | {cells} | {_ci(row)} ({row.ci_method}) |")
+    out += [
+        "",
+        "## Measured rows: provenance",
+        "",
+        "| Method | Experiment | Benchmark | Profile | Selection | Seeds | Selected step(s) | Run id(s) | Items |",
+        "|---|---|---|---|---|---|---|---|---:|",
+    ]
+    for row in table.rows:
+        run_ids = ", ".join(c.run_id for c in row.checkpoints)
+        out.append(f"| {row.label} | {row.experiment} | {row.version} | {table.profile} | {_rules(row)} | "
+                   f"{_seeds(row)} | {_steps(row)} | {run_ids} | {_items(row)} |")  # fmt: skip
+    out += [
+        "",
+        "## McNemar tests: GRPO + Prompt <2> against each SFT row",
+        "",
+        "Per-item correctness at the selected checkpoints, items paired by id and runs by seed (counts pooled over "
+        "seeds). b: GRPO right and SFT wrong; c: GRPO wrong and SFT right; p: exact two-sided binomial test on b "
+        "and c.",
+        "",
+        "| Comparison | Seeds | Items paired | Both right | b | c | Both wrong | p |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for test in table.mcnemar:
+        name = f"{rows[test.a].label} vs {rows[test.b].label}"
+        seeds = ", ".join(map(str, test.seeds)) or "none"
+        if test.counts is None:
+            out.append(f"| {name} | {seeds} | not tested: {test.problem} | | | | | |")
+            continue
+        k = test.counts
+        out.append(f"| {name} | {seeds} | {k.n_paired} | {k.both_right} | {k.b} | {k.c} | {k.both_wrong} | "
+                   f"{_p(k.p_value)} |")  # fmt: skip
+    out += ["", "## Notes", ""]
+    for note in _standard_notes(table) + table.notes:
+        out.append(f"- {note}")
+    return "\n".join(out) + "\n"
+
+
+def _standard_notes(table: Table2) -> list[str]:
+    notes = [f"{PAPER_ROWS['direct'].label}: {PAPER_ROWS['direct'].note}."]
+    if table.rule == "best-test":
+        notes.append("Checkpoints were selected on the test set itself (as in the paper): the trained rows are "
+                     "optimistic; `--select best-val` selects on the validation split instead.")  # fmt: skip
+    if any(len(r.checkpoints) > 1 for r in table.rows):
+        notes.append("Rows with several seeds: with few seeds the t interval is wide (t = 12.71 for 2 seeds).")
+    if any(len(t.seeds) > 1 for t in table.mcnemar):
+        notes.append("McNemar with several seeds pools the discordant pairs of each seed's run pair; this treats "
+                     "the same item in different seeds as independent, which overstates the evidence somewhat.")  # fmt: skip
+    if table.mixed_versions:
+        notes.append("**Mixed benchmark versions** (allowed with --allow-mixed-versions): each measured row names "
+                     "its version in the Source column; do not compare rows on different versions.")  # fmt: skip
+    return notes
+
+
+_TEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+                "<": r"$\langle$", ">": r"$\rangle$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+
+
+_TEX_PM = "$\\pm$"
+
+
+def _tex(text: str) -> str:
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _tex_signed(x: float | None) -> str:
+    s = _signed(x)
+    return s.replace("-", "$-$") if s.startswith("-") else s
+
+
+def render_latex(table: Table2) -> str:
+    """The table (and the McNemar tests) as LaTeX ``table`` floats using booktabs."""
+    rows = _row_by_experiment(table)
+    caption = (f"MMAU test-mini accuracy (\\%), profile \\texttt{{{_tex(table.profile)}}}, measured rows on benchmark "
+               f"{_tex(', '.join(table.versions))}, checkpoint selection \\texttt{{{_tex(table.rule)}}}. "
+               "Measured cells: ours (paper, ours $-$ paper); with several seeds mean $\\pm$ std. "
+               f"Quoted rows: leaderboard numbers quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION}).")  # fmt: skip
+    out = [
+        "% Generated by python -m analysis.table2; needs \\usepackage{booktabs}.",
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        f"\\caption{{{caption}}}",
+        "\\label{tab:table2}",
+        "\\begin{tabular}{llrrrrl}",
+        "\\toprule",
+        "Method & Source & Sound & Music & Speech & Average & Average, 95\\% CI \\\\",
+        "\\midrule",
+        f"\\multicolumn{{7}}{{l}}{{\\textit{{Quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION})}}}} \\\\",
+    ]
+    for base in QUOTED_BASELINES:
+        cells = " & ".join(_num(base.value(t)) for t in TASK_COLUMNS)
+        out.append(f"{_tex(base.label)} & quoted & {cells} & \\\\")
+    out += ["\\midrule", f"\\multicolumn{{7}}{{l}}{{\\textit{{Measured (profile {_tex(table.profile)})}}}} \\\\"]
+    for row in table.rows:
+        cells = " & ".join(
+            f"{_value(row, t, _TEX_PM)} {{\\scriptsize ({_num(row.paper.value(t))}, {_tex_signed(row.diff(t))})}}"
+            for t in TASK_COLUMNS
+        )
+        out.append(f"{_tex(row.label)} & {_tex(row.version)} & {cells} & {_ci(row)} {{\\scriptsize "
+                   f"({_tex(row.ci_method)})}} \\\\")  # fmt: skip
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    out += [
+        "\\begin{table}[t]",
+        "\\centering",
+        "\\small",
+        "\\caption{Exact McNemar tests on per-item correctness at the selected checkpoints (items paired by id, runs "
+        "by seed). $b$: GRPO right, SFT wrong; $c$: GRPO wrong, SFT right.}",
+        "\\label{tab:table2-mcnemar}",
+        "\\begin{tabular}{llrrrr}",
+        "\\toprule",
+        "Comparison & Seeds & Items & $b$ & $c$ & $p$ \\\\",
+        "\\midrule",
+    ]
+    for test in table.mcnemar:
+        name = _tex(f"{rows[test.a].label} vs {rows[test.b].label}")
+        seeds = ", ".join(map(str, test.seeds)) or "none"
+        if test.counts is None:
+            out.append(f"{name} & {seeds} & \\multicolumn{{4}}{{l}}{{not tested: {_tex(test.problem)}}} \\\\")
+        else:
+            k = test.counts
+            out.append(f"{name} & {seeds} & {k.n_paired} & {k.b} & {k.c} & {_tex(_p(k.p_value))} \\\\")
+    out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(out) + "\n"
+
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "row", "experiment", "benchmark_version", "profile", "selection", "n_seeds", "seeds", "run_ids", "steps",
+    *TASK_COLUMNS, *(f"{t}_std" for t in TASK_COLUMNS), "avg_ci95_low", "avg_ci95_high", "ci_method", "n_items",
+    *(f"paper_{t}" for t in TASK_COLUMNS), *(f"diff_{t}" for t in TASK_COLUMNS), "paper_benchmark_version",
+)  # fmt: skip
+
+
+def render_csv(table: Table2) -> str:
+    """One line per measured row; seeds, run ids and steps are ";"-separated in the same (seed) order."""
+
+    def num(x: float | None) -> str:
+        return "" if x is None else _num(x)
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in table.rows:
+        writer.writerow([
+            row.label, row.experiment, row.version, table.profile, _rules(row), len(row.checkpoints),
+            ";".join(str(c.seed) for c in row.checkpoints), ";".join(c.run_id for c in row.checkpoints),
+            ";".join(str(c.step) for c in row.checkpoints),
+            *(num(row.mean[t]) for t in TASK_COLUMNS), *(num(row.std[t]) for t in TASK_COLUMNS),
+            num(row.ci[0] if row.ci else None), num(row.ci[1] if row.ci else None), row.ci_method,
+            ";".join("" if n is None else str(n) for n in row.n_items),
+            *(num(row.paper.value(t)) for t in TASK_COLUMNS),
+            *("" if row.diff(t) is None else _signed(row.diff(t)) for t in TASK_COLUMNS), PAPER_BENCHMARK_VERSION,
+        ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``table2.md``, ``.tex`` and ``.csv`` into ``out_dir`` (each atomically); returns the paths."""
+    out_dir = Path(out_dir)
+    paths = {ext: out_dir / f"table2.{ext}" for ext in ("md", "tex", "csv")}
+    write_text_atomic(paths["md"], render_markdown(table))
+    write_text_atomic(paths["tex"], render_latex(table))
+    write_text_atomic(paths["csv"], render_csv(table))
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--wandb-dir`` / ``--wandb`` / ``--profile`` / ``--out`` options shared with analysis.figures."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--wandb-dir", default=None,
+                        help="folder of offline W&B runs (default: $WANDB_DIR, else <outputs>/wandb)")  # fmt: skip
+    source.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="read the runs from the W&B service")
+    parser.add_argument("--profile", default="toy", help="the profile whose runs to use (default toy)")
+    parser.add_argument("--out", default="reports", help="output folder (default reports)")
+
+
+def read_runs(args: argparse.Namespace, experiments: Sequence[str]) -> tuple[RunTables, str]:
+    """The runs named by the command line, and a description of where they came from.
+
+    Raises FileNotFoundError when the offline folder does not exist.
+    """
+    import warnings
+
+    from analysis.runs import RunReadWarning, read_api_runs, read_offline_runs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RunReadWarning)  # the problems are reported in the notes instead
+        if args.wandb:
+            # "group" is a top-level run field, so this filter is reliable (nested config filters are not).
+            return read_api_runs(args.wandb, filters={"group": {"$in": list(experiments)}}), f"W&B {args.wandb}"
+        if args.wandb_dir is None:
+            from experiments.tracking import wandb_dir
+
+            args.wandb_dir = str(wandb_dir())
+        return read_offline_runs(args.wandb_dir), "offline W&B runs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.table2", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_source_arguments(parser)
+    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
+                        help="checkpoint of each run: best-val (default), final, or best-test (the paper's choice)")  # fmt: skip
+    parser.add_argument("--allow-mixed-versions", action="store_true",
+                        help="allow measured rows on different benchmark versions (each row is labelled)")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        tables, source = read_runs(args, TABLE2_EXPERIMENTS)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}\n{missing_message(list(TABLE2_EXPERIMENTS), args.profile)}", file=sys.stderr)
+        return 2
+    try:
+        table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
+                             source=source)  # fmt: skip
+    except MissingRunsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (MixedVersionsError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    paths = write_table2(table, args.out)
+    print(paths["md"].read_text(encoding="utf-8"), end="")
+    print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Wire an SFT or GRPO experiment together: data, base model, trainer, checkpoint evaluation, W&B, final results.
+
+Called by ``python -m experiments run NAME`` for methods ``sft`` and ``grpo``. The run directory ends with
+
+- ``checkpoint-<step>/`` (Hugging Face format, safetensors; LoRA runs hold adapters) each with ``eval/test`` and
+  ``eval/val`` predictions and metrics, and ``checkpoint_evals.jsonl`` (one line per evaluation);
+- ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``) and
+  ``val/`` for it on the validation set;
+- ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing audio, by id).
+
+``--resume`` continues from the last checkpoint into the same W&B run; without it, a directory that already holds
+checkpoints is refused rather than overwritten.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from data.avqa import load_avqa
+from data.evaluate import DecodingConfig
+from data.mmau import load_mmau
+from data.schema import DataError, Item
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[1])) if ckpts else None
+
+
+def val_subset(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
+    """A fixed subset of the validation items (the same for every run and seed: a fair selection set)."""
+    if n is None or n >= len(items):
+        return items
+    return sorted(random.Random(seed).sample(items, n), key=lambda i: i.id)
+
+
+def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
+    data = resolved.profile.data()
+    out = resolved.output_dir
+    if data.train is None or data.val is None:
+        raise DataError("training needs train and val annotations: set AVQA_TRAIN and AVQA_VAL (see README)")
+    train = load_avqa(data.train, data.train_audio_dir, report_path=out / "train_data_report.json")
+    val = load_avqa(data.val, data.val_audio_dir, report_path=out / "val_data_report.json")
+    for split in (train, val):
+        if split.skipped_missing_audio:
+            print(f"{split.file}: {len(split.skipped_missing_audio)} of {split.n_records} items skipped "
+                  "(audio missing; ids in the data report)")  # fmt: skip
+    test = load_mmau(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
+    return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
+
+
+def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
+    import torch
+
+    from data.models import load_model_and_processor
+    from experiments.tracking import tracked_run
+    from trainers.checkpoint_eval import CheckpointEvaluator, EvalSet, eval_log_row
+
+    exp, out = resolved.experiment, resolved.output_dir
+    last = latest_checkpoint(out)
+    if last is not None and not resume:
+        raise DataError(f"{out} already holds checkpoints (last: {last.name}); pass --resume to continue that run "
+                        "or --output-dir to start a new one")  # fmt: skip
+    if resume and last is None:
+        print(f"--resume: no checkpoint in {out} yet, starting from the beginning")
+    train_items, test, val_items = _load_data(resolved)
+    base = resolved.profile.resolve_model()
+    # Train with fp32 master weights (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding.
+    model, processor = load_model_and_processor(base, dtype=torch.float32)
+    bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
+    benchmark = {"path": str(test.path), "version": test.version, "sha256": test.sha256,
+                 "n_items": len(test.items), "missing_audio_ids": test.missing_audio_ids}  # fmt: skip
+    eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
+
+    with tracked_run(resolved, resume=resume, extra_config={"base_model": base}) as tracker:
+        evaluator = CheckpointEvaluator(
+            processor, eval_sets, prompt_id=exp.prompt, run_dir=out, model_name=exp.name, log=tracker.log,
+            decoding=DecodingConfig(batch_size=exp.eval.batch_size, max_new_tokens=exp.eval.max_new_tokens),
+        )  # fmt: skip
+        if exp.eval.at_start and last is None:
+            evaluator.evaluate_model(model, out / "checkpoint-0" / "eval", 0)
+        common = dict(output_dir=str(out), seed=resolved.seed, report_to=tracker.report_to, bf16=bf16)
+        if exp.method == "sft":
+            from trainers.sft import build_sft_trainer, sft_arguments
+
+            trainer = build_sft_trainer(
+                model, processor, train_items, args=sft_arguments(train=exp.train, **common), prompt_id=exp.prompt,
+                lora=exp.lora, freeze_audio=exp.train.freeze_audio_encoder, schedule_steps=exp.train.schedule_steps,
+                callbacks=[evaluator],
+            )  # fmt: skip
+        elif exp.method == "grpo":
+            from trainers.grpo import build_grpo_trainer
+
+            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=[evaluator], **common)
+        else:
+            raise ValueError(f"run_training cannot train method {exp.method!r}")
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
+
+        step = trainer.state.global_step
+        final = evaluator.evaluate_model(trainer.model, out / "final", step)
+        for name in ("predictions.json", "metrics.json"):
+            shutil.copyfile(out / "final" / "test" / name, out / name)
+        if exp.lora is not None and exp.lora.save_merged:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(out / "merged", safe_serialization=True)
+            processor.save_pretrained(out / "merged")
+        summary = {"final/step": step, "benchmark_version": test.version}
+        for name in ("test", "val"):
+            summary.update({"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row(name, final[name]).items()})
+        tracker.summary(summary)
+    return final["test"]

@@ -1,0 +1,130 @@
+"""GRPO: the audio reaches every log-probability pass, the paper's settings reach TRL, and training moves weights."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from data.models import load_model_and_processor
+from experiments.registry import get_experiment
+from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+from trainers.grpo import build_grpo_trainer, grpo_config
+
+
+def _exp(**grpo_kw):
+    exp = get_experiment("grpo-p2")
+    train = TrainSpec(learning_rate=1e-3, epochs=None, max_steps=2, per_device_batch=2, grad_accum=2, save_every=0)
+    return dataclasses.replace(exp, train=train, grpo=GRPOSpec(num_generations=4, max_completion_length=6, **grpo_kw))
+
+
+@pytest.fixture()
+def varied_reward(monkeypatch):
+    """An untrained model never names a listed option, so every reward is 0 and nothing can move. For the tests of
+    the machinery, score completions by their length parity instead: rewards then vary within a group."""
+    import trainers.rewards
+
+    monkeypatch.setattr(trainers.rewards, "accuracy_score", lambda c, a, ch, rule="mmau": float(len(c) % 2))
+
+
+def _trainer(tiny_dir, items, tmp_path, exp):
+    model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
+    return build_grpo_trainer(model, processor, items[:16], exp=exp, output_dir=str(tmp_path / "run"), seed=0,
+                              report_to=[], bf16=False)  # fmt: skip
+
+
+def test_paper_settings_reach_trl():
+    exp = get_experiment("grpo-p2")
+    cfg = grpo_config(output_dir="/tmp/x", train=exp.train, grpo=exp.grpo, seed=0, report_to=[], bf16=False)
+    assert (cfg.num_generations, cfg.temperature, cfg.top_k, cfg.max_completion_length) == (8, 1.0, 50, 512)
+    assert (cfg.beta, cfg.loss_type, cfg.use_bias_correction_kl, cfg.scale_rewards) == (0.04, "grpo", False, "group")
+    assert (cfg.learning_rate, cfg.max_steps, cfg.save_steps, cfg.gradient_accumulation_steps) == (1e-6, 500, 100, 2)
+    assert cfg.per_device_train_batch_size == 8  # TRL counts completions: 1 prompt x G=8
+    assert cfg.num_iterations == 1
+    clip = get_experiment("grpo-p2-clip").grpo
+    assert clip.num_iterations == 2 and clip.epsilon == 0.2
+
+
+def test_audio_reaches_generation_and_every_loss_pass(tiny_dir, smoke_train_items, tmp_path):
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
+    calls = {"policy": [], "ref": []}
+    hooks = [
+        trainer.model.model.audio_tower.register_forward_hook(lambda m, a, o: calls["policy"].append(torch.is_grad_enabled())),
+        trainer.ref_model.model.audio_tower.register_forward_hook(lambda m, a, o: calls["ref"].append(torch.is_grad_enabled())),
+    ]  # fmt: skip
+    trainer.train()
+    for h in hooks:
+        h.remove()
+    # 2 optimizer steps x 2 accumulation micro-batches: one grad-enabled policy pass each; the reference (beta > 0)
+    # scores every generation batch with audio, without gradients.
+    assert calls["policy"].count(True) == 4
+    assert calls["ref"] and not any(calls["ref"])
+    assert not hasattr(trainer.model.config, "image_token_id")  # the init workaround leaves no trace in the config
+
+
+def test_log_probs_depend_on_the_audio_and_refuse_to_run_without_it(tiny_dir, smoke_train_items, tmp_path):
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
+    trainer._batch_audio_paths = [smoke_train_items[0].audio_path] * 2
+    prompt = trainer.train_dataset[0]["prompt"]
+    prompt_ids, _, fields = trainer._tokenize_prompts([prompt, prompt])
+    ids = torch.tensor(prompt_ids)
+    mask = torch.ones_like(ids)
+    real = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)[0]
+    trainer._audio = (torch.zeros_like(fields["input_features"]), fields["feature_attention_mask"])
+    silent = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)[0]
+    assert (real - silent).abs().max() > 1e-4
+    trainer._audio = None
+    with pytest.raises(RuntimeError, match="without audio"):
+        trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)
+
+
+def test_full_grpo_moves_weights_and_logs_the_papers_metrics(tiny_dir, smoke_train_items, tmp_path, varied_reward):
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    trainer.train()
+    moved = [k for k, v in trainer.model.named_parameters() if not torch.equal(before[k], v)]
+    assert len(moved) > len(before) // 2
+    assert any("audio_tower" in k for k in moved)  # the policy gradient reaches the audio encoder
+    logged = set().union(*(h.keys() for h in trainer.state.log_history))
+    for key in ("reward", "reward_std", "rewards/accuracy/mean", "rewards/format/mean", "frac_reward_zero_std",
+                "completions/mean_length", "completions/clipped_ratio", "kl", "entropy", "learning_rate"):  # fmt: skip
+        assert key in logged, key
+
+
+def test_lora_grpo_trains_only_adapters(tiny_dir, smoke_train_items, tmp_path, varied_reward):
+    exp = dataclasses.replace(_exp(), lora=LoraSpec())
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, exp)
+    assert trainer.ref_model is None  # the reference is the model with adapters disabled
+    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert all(torch.equal(before[k], after[k]) for k in before if "lora_" not in k)
+    assert any(not torch.equal(before[k], after[k]) for k in before if "lora_" in k)
+
+
+def test_original_schedule_decays_over_1000_steps(tiny_dir, smoke_train_items, tmp_path):
+    exp = dataclasses.replace(_exp(), train=dataclasses.replace(_exp().train, schedule_steps=100, max_steps=2))
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, exp)
+    trainer.train()
+    lrs = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    assert lrs[1] == pytest.approx(1e-3 * (1 - 1 / 100))  # linear decay over 100 steps, not over the run's 2
+
+
+def test_clip_ablation_scores_against_old_policy(tiny_dir, smoke_train_items, tmp_path, monkeypatch):
+    """With two passes per rollout batch the loss gets old log-probs, so the ratio can leave 1 and be clipped."""
+    from trainers.grpo import AudioGRPOTrainer
+
+    seen = []
+    original = AudioGRPOTrainer._compute_loss
+
+    def spy(self, model, inputs):
+        seen.append("old_per_token_logps" in inputs)
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(AudioGRPOTrainer, "_compute_loss", spy)
+    _trainer(tiny_dir, smoke_train_items, tmp_path, _exp(num_iterations=2)).train()
+    assert seen and all(seen)
+    seen.clear()
+    _trainer(tiny_dir, smoke_train_items, tmp_path / "one", _exp()).train()
+    assert seen and not any(seen)  # one pass: the ratio is exactly 1, TRL skips the old log-probs

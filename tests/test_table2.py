@@ -1,0 +1,290 @@
+"""Tests for analysis/table2.py, analysis/select.py and analysis/stats.py on real offline W&B runs (the fixture).
+
+Run: ``.venv/bin/python -m pytest -q tests/test_table2.py`` (a few seconds; the fixture runs are written once).
+
+The golden files ``tests/golden/table2_fixture.{md,csv,tex}`` are the reports of the fixture. After a deliberate
+change of the report, regenerate them with ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest -q tests/test_table2.py``
+and read the diff (and the Markdown) before committing.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.paper_numbers import PAPER_ROWS, QUOTED_BASELINES, TABLE2_EXPERIMENTS
+from analysis.runs import RunTables, read_offline_runs
+from analysis.select import MissingRunsError, eval_rows, select_checkpoints, select_step
+from analysis.stats import mcnemar_exact, mean_std, paired_counts, t_interval, t_quantile, wilson_interval
+from analysis.table2 import MixedVersionsError, build_table2, main
+from data.scoring import mmau_correct
+from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture, analysis_fixture
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+@pytest.fixture(scope="module")
+def fx(tmp_path_factory: pytest.TempPathFactory) -> AnalysisFixture:
+    return analysis_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def tables(fx: AnalysisFixture) -> RunTables:
+    return read_offline_runs(fx.wandb_dir)
+
+
+def _cli(fx: AnalysisFixture, out: Path, *extra: str) -> int:
+    return main(["--wandb-dir", str(fx.wandb_dir), "--profile", "toy", "--out", str(out), *extra])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The report
+
+
+def test_report_matches_golden_files(fx: AnalysisFixture, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _cli(fx, tmp_path) == 0
+    printed = capsys.readouterr().out
+    for ext in ("md", "csv", "tex"):
+        text = (tmp_path / f"table2.{ext}").read_text(encoding="utf-8")
+        golden = GOLDEN / f"table2_fixture.{ext}"
+        if os.environ.get("UPDATE_GOLDEN"):
+            golden.parent.mkdir(exist_ok=True)
+            golden.write_text(text, encoding="utf-8")
+        assert text == golden.read_text(encoding="utf-8"), f"{ext} differs from {golden} (UPDATE_GOLDEN=1 to renew)"
+    assert printed == (tmp_path / "table2.md").read_text(encoding="utf-8")
+
+
+def test_rerun_gives_byte_identical_files(fx: AnalysisFixture, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert _cli(fx, first) == 0 and _cli(fx, second) == 0 and _cli(fx, second) == 0
+    for ext in ("md", "csv", "tex"):
+        assert (first / f"table2.{ext}").read_bytes() == (second / f"table2.{ext}").read_bytes()
+    assert not [p for p in second.iterdir() if p.name.startswith(".")]  # no temporary files left behind
+
+
+def test_report_content(tables: RunTables) -> None:
+    table = build_table2(tables, "toy")
+    from analysis.table2 import render_markdown
+
+    md = render_markdown(table)
+    for base in QUOTED_BASELINES:
+        assert f"| {base.label}" in md
+    assert md.count("quoted from the paper, a5cd89a") == len(QUOTED_BASELINES)
+    assert "Not comparable with the paper" in md  # toy benchmark vs the paper's a5cd89a
+    for run_id in IGNORED_RUNS:  # every run left out is named, none is used
+        assert f"ignored run {run_id} " in md
+        assert all(c.run_id != run_id for row in table.rows for c in row.checkpoints)
+    grpo = {row.experiment: row for row in table.rows}["grpo-p2"]
+    assert [c.seed for c in grpo.checkpoints] == [0, 1]
+    assert "75.00 ± 14.14 (64.50, +10.50)" in md  # mean ± std over seeds (65, 85), the paper's value, the difference
+    assert "66.67 ± 47.14 (57.36, +9.31)" in md  # speech (33.33, 100.00): 66.665 rounds half up, Δ from 66.67
+
+
+def test_csv_traces_every_number_to_runs(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:
+    assert _cli(fx, tmp_path, "--select", "best-test") == 0
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table2.csv").read_text(encoding="utf-8"))))
+    assert [r["experiment"] for r in rows] == list(TABLE2_EXPERIMENTS)
+    known = set(tables.runs["run_id"])
+    for row in rows:
+        run_ids, steps, seeds = row["run_ids"].split(";"), row["steps"].split(";"), row["seeds"].split(";")
+        assert set(run_ids) <= known and len(run_ids) == len(steps) == len(seeds) == int(row["n_seeds"])
+        logged = []
+        for run_id, step in zip(run_ids, steps, strict=True):
+            evals = eval_rows(tables, run_id)
+            logged.append(float(evals[evals["step"] == int(step)]["eval/test/avg"].iloc[0]))
+            expected = EXPECTED_STEPS["best-test"][(row["experiment"], int(seeds[run_ids.index(run_id)]))]
+            assert int(step) == expected
+        assert float(row["avg"]) == pytest.approx(sum(logged) / len(logged), abs=0.005)
+        assert float(row["paper_avg"]) == PAPER_ROWS[row["experiment"]].avg
+        assert float(row["diff_avg"]) == pytest.approx(float(row["avg"]) - float(row["paper_avg"]), abs=0.011)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Selection
+
+
+@pytest.mark.parametrize("rule", ["best-val", "final", "best-test"])
+def test_selection_rules_pick_the_expected_steps(tables: RunTables, rule: str) -> None:
+    selection = select_checkpoints(tables, "toy", rule)
+    got = {(e, c.seed): c.step for e, runs in selection.chosen.items() for c in runs}
+    assert got == EXPECTED_STEPS[rule]
+    assert selection.missing == []
+    assert sorted(c.run_id for runs in selection.chosen.values() for c in runs) == sorted(
+        ["dir0", "sftf0", "sftl0", "grpo2s0", "grpo2s1", "grpo3s0"]
+    )
+    notes = "\n".join(selection.notes)
+    assert "dir0old" in notes and "superseded" in notes
+    assert "sftf0x" in notes and "failed" in notes
+    assert "grpo2s0adhoc" in notes and "ad hoc" in notes
+
+
+def test_selected_prediction_paths(tables: RunTables, fx: AnalysisFixture) -> None:
+    chosen = select_checkpoints(tables, "toy", "best-val").chosen
+    by_key = {(e, c.seed): c for e, runs in chosen.items() for c in runs}
+    assert by_key["direct", 0].predictions == fx.run_dirs["dir0"] / "predictions.json"
+    assert by_key["grpo-p2", 0].predictions == fx.run_dirs["grpo2s0"] / "checkpoint-4/eval/test/predictions.json"
+    # sft-lora's last checkpoint was not saved: its final model's predictions are the run's predictions.json.
+    assert by_key["sft-lora", 0].predictions == fx.run_dirs["sftl0"] / "predictions.json"
+    assert all(c.predictions is not None and c.predictions.is_file() for c in by_key.values())
+    assert {c.benchmark_version for c in by_key.values()} == {"toy-1a2b3c4d"}
+    assert by_key["direct", 0].rule == "only evaluation" and by_key["grpo-p2", 1].rule == "best-val"
+
+
+def test_select_step_ties_and_fallback() -> None:
+    rows = pd.DataFrame({
+        "step": [0, 4, 8, 10, 10], "eval/test/avg": [40.0, 60.0, 60.0, 55.0, 55.0],
+        "eval/val/avg": [30.0, 50.0, 50.0, 50.0, 50.0],
+    })  # fmt: skip
+    for key in ("sound", "music", "speech"):
+        rows[f"eval/test/{key}"] = math.nan
+    assert select_step(rows, "best-val")[:2] == (1, "best-val")  # three-way tie at 50 -> earliest step
+    assert select_step(rows, "best-test")[:2] == (1, "best-test")  # tie 4 / 8 -> 4
+    assert select_step(rows, "final")[:2] == (4, "final")  # the last row: the final model
+    no_val = rows.assign(**{"eval/val/avg": math.nan})
+    pos, rule, note = select_step(no_val, "best-val")
+    assert (pos, rule) == (4, "final") and "fell back" in note
+    with pytest.raises(ValueError, match="valid: best-val"):
+        select_step(rows, "best")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def test_mcnemar_exact_hand_cases() -> None:
+    assert mcnemar_exact(8, 2) == 0.109375  # 2 * (1 + 10 + 45) / 1024
+    assert mcnemar_exact(2, 8) == 0.109375
+    assert mcnemar_exact(10, 0) == 2 / 1024
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)
+
+
+def test_paired_counts() -> None:
+    a = {"1": True, "2": True, "3": False, "4": False, "5": True, "x": True}
+    b = {"1": True, "2": False, "3": True, "4": False, "5": False, "y": False}
+    k = paired_counts(a, b)
+    assert (k.n_paired, k.both_right, k.b, k.c, k.both_wrong, k.only_a, k.only_b) == (5, 1, 2, 1, 1, 1, 1)
+    assert (k + k).b == 4 and k.p_value == 1.0
+
+
+def test_intervals_hand_cases() -> None:
+    # Wilson, 8 of 20 at z=1.96: centre (0.4 + 0.09604) / 1.19208, half-width 1.96 * 0.120004 / 1.19208.
+    lo, hi = wilson_interval(8, 20)
+    assert (round(lo, 2), round(hi, 2)) == (21.88, 61.34)
+    for df, t in {1: 12.706, 2: 4.303, 3: 3.182, 10: 2.228, 29: 2.045, 30: 2.042, 120: 1.980}.items():
+        assert t_quantile(df) == pytest.approx(t, abs=6e-4)
+    assert t_quantile(10_000) == pytest.approx(1.960, abs=1e-3)
+    assert t_quantile(4, 0.99) == pytest.approx(4.604, abs=1e-3)
+    # Two seeds at 65 and 80: mean 72.5, s = 10.6066, half-width 12.7062 * 10.6066 / sqrt(2) = 95.30.
+    assert mean_std([65.0, 80.0]) == pytest.approx((72.5, 10.6066), abs=1e-4)
+    lo, hi = t_interval([65.0, 80.0])
+    assert (lo, hi) == pytest.approx((72.5 - 95.297, 72.5 + 95.297), abs=1e-2)
+    assert mean_std([61.0]) == (61.0, None)
+
+
+def test_mcnemar_section_matches_the_prediction_files(tables: RunTables) -> None:
+    """b and c recounted straight from the selected prediction files, with the MMAU rule."""
+    table = build_table2(tables, "toy")
+    chosen = select_checkpoints(tables, "toy").chosen
+
+    def correct(path: Path) -> dict[str, bool]:
+        return {
+            r["id"]: mmau_correct(r["model_output"], r["answer"], r["choices"]) for r in json.loads(path.read_text())
+        }
+
+    for test in table.mcnemar:
+        assert test.seeds == [0]  # the SFT rows have seed 0 only: grpo-p2's seed 1 has nothing to pair with
+        grpo = correct(next(c for c in chosen[test.a] if c.seed == 0).predictions)
+        sft = correct(next(c for c in chosen[test.b] if c.seed == 0).predictions)
+        b = sum(grpo[i] and not sft[i] for i in grpo)
+        c = sum(sft[i] and not grpo[i] for i in grpo)
+        assert test.counts is not None and (test.counts.b, test.counts.c, test.counts.n_paired) == (b, c, 20)
+        assert test.counts.p_value == mcnemar_exact(b, c)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Failures
+
+
+def _with_version(tables: RunTables, run_id: str, version: str) -> RunTables:
+    runs = tables.runs.copy()
+    runs["summary"] = [
+        {**copy.deepcopy(s), "benchmark_version": version} if rid == run_id else s
+        for rid, s in zip(runs["run_id"], runs["summary"], strict=True)
+    ]
+    return RunTables(runs, tables.history, list(tables.problems))
+
+
+def test_mixed_versions_fail_unless_allowed(
+    tables: RunTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    mixed = _with_version(tables, "grpo3s0", "f0a4a97")
+    with pytest.raises(MixedVersionsError, match="f0a4a97.*grpo-p3 s0.*toy-1a2b3c4d"):
+        build_table2(mixed, "toy")
+    table = build_table2(mixed, "toy", allow_mixed_versions=True)
+    from analysis.table2 import render_csv, render_markdown
+
+    md = render_markdown(table)
+    assert "| GRPO + Prompt <3> | measured, f0a4a97 |" in md and "measured, toy-1a2b3c4d" in md
+    assert "Mixed benchmark versions" in md
+    assert ",grpo-p3,f0a4a97," in render_csv(table)
+
+    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
+    assert main(["--profile", "toy", "--out", str(tmp_path / "refused")]) == 1
+    assert "--allow-mixed-versions" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+    assert main(["--profile", "toy", "--out", str(tmp_path / "ok"), "--allow-mixed-versions"]) == 0
+
+
+def test_missing_experiments_exit_2_naming_them(
+    fx: AnalysisFixture, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    assert main(["--wandb-dir", str(fx.wandb_dir), "--profile", "paper", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "direct, sft-full, sft-lora, grpo-p2, grpo-p3" in err
+    assert "make paper PROFILE=paper" in err and "python -m experiments run grpo-p3 --profile paper --seed 0" in err
+    assert not list(tmp_path.iterdir())
+
+    # Only the direct runs' folders: the four trained experiments are missing.
+    direct_only = tmp_path / "direct_only"
+    for folder in fx.wandb_dir.glob("offline-run-*-dir0*"):
+        (direct_only / folder.name).mkdir(parents=True)
+        for f in folder.glob("*.wandb"):
+            (direct_only / folder.name / f.name).write_bytes(f.read_bytes())
+    assert main(["--wandb-dir", str(direct_only), "--profile", "toy", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "experiment(s): sft-full, sft-lora, grpo-p2, grpo-p3." in err
+    assert "python -m experiments run sft-lora --profile toy --seed 0" in err
+    assert "run direct " not in err
+
+    with pytest.raises(MissingRunsError) as info:
+        build_table2(read_offline_runs(direct_only), "toy")
+    assert info.value.missing == ["sft-full", "sft-lora", "grpo-p2", "grpo-p3"]
+
+    assert main(["--wandb-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "make paper PROFILE=toy" in capsys.readouterr().err
+
+
+def test_registry_rows_match_the_paper_rows() -> None:
+    from experiments.registry import REGISTRY
+
+    rows = {name: exp.table2_row for name, exp in REGISTRY.items() if exp.table2_row}
+    assert list(rows) == list(TABLE2_EXPERIMENTS)
+    assert rows == {name: PAPER_ROWS[name].label for name in TABLE2_EXPERIMENTS}
+
+
+def test_logged_value_that_disagrees_with_the_predictions_is_flagged(tables: RunTables) -> None:
+    history = tables.history.copy()
+    at = (history["run_id"] == "sftf0") & (history["train/global_step"] == 4) & history["eval/test/avg"].notna()
+    history.loc[at, "eval/test/avg"] = 55.0  # the predictions at step 4 say 50.00
+    table = build_table2(RunTables(tables.runs, history, []), "toy")
+    assert any("logged average 55.00 at step 4 differs from its saved predictions (50.00)" in n for n in table.notes)
