@@ -1,19 +1,20 @@
-"""Evaluator throughput against a bare loop of ``model.generate`` over the same batches.
+"""Evaluator throughput against a bare loop of ``model.generate`` over the same batches, per speed switch.
 
-    python -m bench.eval_throughput                       # tiny model on the toy test set (CPU)
+    python -m bench.eval_throughput                                   # tiny model, toy test set, CPU
+    python -m bench.eval_throughput --shape 7b --n-items 256 --batch-size 64 --switches   # 7B-shaped, GPU
     python -m bench.eval_throughput --model Qwen/Qwen2-Audio-7B-Instruct --benchmark mmau.json --audio-dir DIR
 
-Three timings over the same items and batches:
+For each configuration of the speed switches (``valid_frame_encoder``, ``static_cache``; only the default one
+unless ``--switches``) three timings over the same items and batches:
 
 - ``bare``: ``model.generate`` alone, batches prepared in advance (audio loaded, features computed, untimed);
 - ``evaluator_cold``: the evaluator end to end (batch planning, audio loading, featurisation, generation,
   decoding, scoring, incremental writes), as for a first evaluation;
-- ``evaluator_warm``: the evaluator with a :class:`~data.evaluate.FeatureCache` already filled, as for every later
-  checkpoint of a training run (features do not change between checkpoints).
+- ``evaluator_warm``: the evaluator with its feature cache filled, as for every later checkpoint of a run.
 
-``overhead_pct`` = warm evaluator vs bare generate (the suite's budget is 15%); ``cold_overhead_pct`` shows the
-featurisation cost, which on a tiny CPU model is comparable to generation itself and on a 7B GPU model is hidden
-behind generation by the prefetch thread. Writes ``bench/results/eval_throughput-<model>-<machine>.json``.
+``overhead_pct`` = warm evaluator vs bare generate, the suite's budget being 15%; ``cold_overhead_pct`` includes
+featurisation, which on a tiny CPU model costs about as much as generation and on a GPU model runs in a background
+thread behind generation. Writes ``bench/results/eval_throughput-<model>-<machine>.json``.
 """
 
 from __future__ import annotations
@@ -23,114 +24,154 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from data.io import write_json_atomic
 
+SWITCHES = {
+    "plain": {"valid_frame_encoder": False, "static_cache": False},
+    "valid_frames": {"valid_frame_encoder": True, "static_cache": False},
+    "static_cache": {"valid_frame_encoder": False, "static_cache": True},
+    "both": {"valid_frame_encoder": True, "static_cache": True},
+}
+DEFAULT = "valid_frames"
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--model", default="tiny", help="hub id, local directory, 'tiny' (untrained) or 'toy-instruct'"
-    )
-    parser.add_argument("--benchmark", default=None, help="MMAU-format JSON (default: the toy test split)")
-    parser.add_argument("--audio-dir", default=None)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N items")
-    parser.add_argument("--out", default=None, help="result JSON (default: bench/results/eval_throughput-<host>.json)")
-    args = parser.parse_args(argv)
 
+def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new_tokens: int, repeats: int,
+            valid_frame_encoder: bool, static_cache: bool) -> dict[str, Any]:  # fmt: skip
     import torch
 
-    from bench.machine import machine_info
-    from data.evaluate import DecodingConfig, evaluate, generation_kwargs, plan_batches, prepare_batch
-    from data.mmau import load_mmau
-    from data.models import load_model_and_processor
-    from experiments.profiles import ensure_toy_world, resolve_model_name
+    from data.audio_encoder import use_valid_frame_encoder
+    from data.evaluate import (
+        DecodingConfig,
+        FeatureCache,
+        evaluate,
+        generate_batch,
+        generation_kwargs,
+        plan_batches,
+        prepare_batch,
+    )  # fmt: skip
 
-    model_path = resolve_model_name(args.model)
-    if args.benchmark is None:
-        world = ensure_toy_world()
-        bench = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy")
-    else:
-        bench = load_mmau(args.benchmark, args.audio_dir)
-    items = bench.items[: args.limit] if args.limit else bench.items
-    model, processor = load_model_and_processor(model_path)
     prompt = "p2"
-    gen_kwargs = generation_kwargs(model, processor, args.max_new_tokens)
-
-    batches = [prepare_batch(b, processor, prompt) for b in plan_batches(items, processor, prompt, args.batch_size)]
-    from data.evaluate import generate_batch
-
-    generate_batch(model, processor, batches[0], gen_kwargs)  # warm-up (allocator, kernels)
+    use_valid_frame_encoder(model, valid_frame_encoder)
+    gen_kwargs = generation_kwargs(model, processor, max_new_tokens, static_cache=static_cache)
+    batches = [prepare_batch(b, processor, prompt) for b in plan_batches(items, processor, prompt, batch_size)]
+    decoding = DecodingConfig(batch_size=batch_size, max_new_tokens=max_new_tokens,
+                              valid_frame_encoder=valid_frame_encoder, static_cache=static_cache)  # fmt: skip
 
     def sync() -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
-    from data.evaluate import FeatureCache
-
-    warm_cache = FeatureCache()
-    bare, full, warm = [], [], []
-    for _ in range(args.repeats):
-        sync()
-        t = time.perf_counter()
-        for b in batches:
-            inputs = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in b.inputs.items()}
-            if "input_features" in inputs:
-                inputs["input_features"] = inputs["input_features"].to(model.dtype)
-            with torch.inference_mode():
-                model.generate(**inputs, **gen_kwargs)
-        sync()
-        bare.append(time.perf_counter() - t)
-        with tempfile.TemporaryDirectory() as tmp:
+    start = time.perf_counter()
+    for b in batches:  # warm-up: allocator, kernels, and the compilation of static-cache decoding
+        generate_batch(model, processor, b, gen_kwargs)
+    sync()
+    warmup = time.perf_counter() - start
+    cache = FeatureCache()
+    bare, cold, warm = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
             sync()
             t = time.perf_counter()
-            evaluate(model, processor, items, Path(tmp) / "eval", prompt_id=prompt, model_name=str(model_path),
-                     decoding=DecodingConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens),
-                     progress=False)  # fmt: skip
+            for b in batches:
+                generate_batch(model, processor, b, gen_kwargs)
             sync()
-            full.append(time.perf_counter() - t)
-            evaluate(model, processor, items, Path(tmp) / "fill", prompt_id=prompt, progress=False, cache=warm_cache,
-                     decoding=DecodingConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))  # fmt: skip
-            sync()
-            t = time.perf_counter()
-            evaluate(model, processor, items, Path(tmp) / "warm", prompt_id=prompt, progress=False, cache=warm_cache,
-                     decoding=DecodingConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))  # fmt: skip
-            sync()
-            warm.append(time.perf_counter() - t)
+            bare.append(time.perf_counter() - t)
+            for label, runs, use_cache in (("cold", cold, None), ("warm", warm, cache)):
+                if use_cache is not None and r == 0:  # fill the cache once before timing warm runs
+                    evaluate(model, processor, items, Path(tmp) / f"fill{r}", prompt_id=prompt, decoding=decoding,
+                             progress=False, cache=use_cache)  # fmt: skip
+                sync()
+                t = time.perf_counter()
+                evaluate(model, processor, items, Path(tmp) / f"{label}{r}", prompt_id=prompt, decoding=decoding,
+                         progress=False, cache=use_cache)  # fmt: skip
+                sync()
+                runs.append(time.perf_counter() - t)
+    b, c, w = statistics.median(bare), statistics.median(cold), statistics.median(warm)
+    n = len(items)
+    return {
+        "valid_frame_encoder": valid_frame_encoder,
+        "static_cache": static_cache,
+        "warmup_seconds": round(warmup, 3),
+        "bare_seconds": [round(x, 4) for x in bare],
+        "evaluator_cold_seconds": [round(x, 4) for x in cold],
+        "evaluator_warm_seconds": [round(x, 4) for x in warm],
+        "bare_items_per_second": round(n / b, 2),
+        "evaluator_cold_items_per_second": round(n / c, 2),
+        "evaluator_warm_items_per_second": round(n / w, 2),
+        "overhead_pct": round(100.0 * (w / b - 1.0), 2),
+        "cold_overhead_pct": round(100.0 * (c / b - 1.0), 2),
+    }
 
-    bare_s, full_s, warm_s = statistics.median(bare), statistics.median(full), statistics.median(warm)
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="tiny", help="hub id, local directory, 'tiny' or 'toy-instruct'")
+    parser.add_argument("--shape", choices=["tiny", "7b"], default=None, help="random weights of this shape instead")
+    parser.add_argument("--benchmark", default=None, help="MMAU-format JSON (default: toy test set, or synthetic)")
+    parser.add_argument("--audio-dir", default=None)
+    parser.add_argument("--n-items", type=int, default=256, help="synthetic items (with --shape)")
+    parser.add_argument("--clip-seconds", type=float, default=10.0, help="synthetic clip length (with --shape)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N items")
+    parser.add_argument("--switches", action="store_true", help="measure every speed-switch configuration")
+    parser.add_argument("--out", default=None, help="result JSON (default: bench/results/eval_throughput-...json)")
+    args = parser.parse_args(argv)
+
+    from bench.machine import machine_info
+    from data.mmau import load_mmau
+
+    tmp = tempfile.TemporaryDirectory()
+    if args.shape:
+        from bench.shapes import random_model, synthetic_benchmark
+
+        model, processor = random_model(args.shape)
+        label = f"random-{args.shape}"
+        window = 2.0 if args.shape == "tiny" else 30.0
+        seconds = min(args.clip_seconds, window)
+        bench = load_mmau(args.benchmark or synthetic_benchmark(tmp.name, args.n_items, seconds), args.audio_dir,
+                          version_label="synthetic")  # fmt: skip
+    else:
+        from data.models import load_model_and_processor
+        from experiments.profiles import ensure_toy_world, resolve_model_name
+
+        model, processor = load_model_and_processor(resolve_model_name(args.model))
+        label = args.model.rstrip("/").split("/")[-1]
+        if args.benchmark is None:
+            world = ensure_toy_world()
+            bench = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy")
+        else:
+            bench = load_mmau(args.benchmark, args.audio_dir)
+    items = bench.items[: args.limit] if args.limit else bench.items
+    configs = list(SWITCHES) if args.switches else [DEFAULT]
+    results = {}
+    for name in configs:
+        results[name] = measure(model, processor, items, batch_size=args.batch_size,
+                                max_new_tokens=args.max_new_tokens, repeats=args.repeats, **SWITCHES[name])  # fmt: skip
+        r = results[name]
+        print(f"{name:>13}: bare generate {r['bare_items_per_second']} items/s; evaluator warm "
+              f"{r['evaluator_warm_items_per_second']} (overhead {r['overhead_pct']}%), cold "
+              f"{r['evaluator_cold_items_per_second']} (overhead {r['cold_overhead_pct']}%)", flush=True)  # fmt: skip
+    tmp.cleanup()
     machine = machine_info()
     result = {
         "benchmark": "eval_throughput",
         "machine": machine,
-        "model": str(args.model),
+        "model": label,
         "n_items": len(items),
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
         "repeats": args.repeats,
-        "bare_generate_seconds": [round(x, 4) for x in bare],
-        "evaluator_cold_seconds": [round(x, 4) for x in full],
-        "evaluator_warm_seconds": [round(x, 4) for x in warm],
-        "bare_items_per_second": round(len(items) / bare_s, 2),
-        "evaluator_cold_items_per_second": round(len(items) / full_s, 2),
-        "evaluator_warm_items_per_second": round(len(items) / warm_s, 2),
-        "overhead_pct": round(100.0 * (warm_s / bare_s - 1.0), 2),
-        "cold_overhead_pct": round(100.0 * (full_s / bare_s - 1.0), 2),
+        "default_configuration": DEFAULT,
         "budget_pct": 15.0,
+        "configurations": results,
     }
     tag = machine["gpu"].replace(" ", "-") if "gpu" in machine else f"cpu{machine['cpu_count']}"
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("bench/results") / f"eval_throughput-{args.model.split('/')[-1]}-{tag}.json"
-    )
+    out = Path(args.out) if args.out else Path("bench/results") / f"eval_throughput-{label}-{tag}.json"
     write_json_atomic(out, result)
-    print(f"bare generate: {result['bare_items_per_second']} items/s; evaluator warm: "
-          f"{result['evaluator_warm_items_per_second']} items/s (overhead {result['overhead_pct']}%, budget 15%); "
-          f"cold: {result['evaluator_cold_items_per_second']} items/s (overhead {result['cold_overhead_pct']}%)")  # fmt: skip
     print(f"written: {out}")
     return result
 

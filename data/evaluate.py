@@ -33,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from data.audio import AudioStats, load_audio
+from data.audio_encoder import use_valid_frame_encoder
 from data.features import featurize
 from data.io import JsonlAppender, read_jsonl, write_json_atomic
 from data.models import audio_window_seconds
@@ -56,6 +57,10 @@ class DecodingConfig:
     # Featurise the next batch in a background thread while the current one generates. None = on for GPU models,
     # off on CPU, where the thread competes with torch for the same cores (measured slower on 2 cores).
     prefetch: bool | None = None
+    # Speed switches (exact; see bench/results): the audio encoder on valid frames only, and static-cache decoding
+    # (compiled on GPU: a one-time compilation of tens of seconds, then much faster decode steps).
+    valid_frame_encoder: bool = True
+    static_cache: bool = False
 
 
 @dataclass
@@ -154,7 +159,9 @@ def prepare_batch(
     return PreparedBatch(list(items), featurize(processor, texts, waves), stats)
 
 
-def generation_kwargs(model: Any, processor: Any, max_new_tokens: int) -> dict[str, Any]:
+def generation_kwargs(
+    model: Any, processor: Any, max_new_tokens: int, *, static_cache: bool = False
+) -> dict[str, Any]:
     """Greedy decoding that stops at the end of the assistant turn, whatever the checkpoint's own sampling config."""
     from transformers import GenerationConfig
 
@@ -166,7 +173,10 @@ def generation_kwargs(model: Any, processor: Any, max_new_tokens: int) -> dict[s
         eos_ids.append(im_end)
     pad = model.generation_config.pad_token_id
     pad = tok.pad_token_id if pad is None else pad
-    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad)
+    config = GenerationConfig(
+        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos_ids, pad_token_id=pad,
+        cache_implementation="static" if static_cache else None,
+    )  # fmt: skip
     return {"generation_config": config}
 
 
@@ -280,7 +290,8 @@ def evaluate(
     todo = [i for i in items if i.id not in done]
     stats = AudioStats()
     batches = plan_batches(todo, processor, prompt_id, decoding.batch_size) if todo else []
-    gen_kwargs = generation_kwargs(model, processor, decoding.max_new_tokens)
+    gen_kwargs = generation_kwargs(model, processor, decoding.max_new_tokens, static_cache=decoding.static_cache)
+    use_valid_frame_encoder(model, decoding.valid_frame_encoder)
 
     def make(b: list[Item]) -> PreparedBatch:
         def build() -> PreparedBatch:
@@ -321,7 +332,13 @@ def evaluate(
         benchmark=dict(benchmark or {}),
         prompt_id=prompt_id,
         prompt_template=PROMPT_TEMPLATES[prompt_id],
-        decoding={"greedy": True, "max_new_tokens": decoding.max_new_tokens, "batch_size": decoding.batch_size},
+        decoding={
+            "greedy": True,
+            "max_new_tokens": decoding.max_new_tokens,
+            "batch_size": decoding.batch_size,
+            "valid_frame_encoder": decoding.valid_frame_encoder,
+            "static_cache": decoding.static_cache,
+        },
         audio_mode=audio_mode,
         audio_channel=channel,
         audio_window_seconds=audio_window_seconds(processor),

@@ -160,6 +160,7 @@ def evaluate_checkpoint(
     return evaluate(
         model_obj, processor, bench.items, out_dir,
         prompt_id=prompt_id,
-        decoding=DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens),
+        decoding=DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens,
+                                static_cache=spec.static_cache),
         model_name=str(model), benchmark=benchmark, audio_mode=spec.audio_mode, progress=progress,
     )  # fmt: skip

@@ -46,6 +46,8 @@ class TrainSpec:
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
     bf16: bool | None = None  # None: bf16 on GPU, fp32 on CPU
+    # Speed switch: the audio encoder on valid frames only (exact: same loss and gradients; data/audio_encoder.py).
+    valid_frame_encoder: bool = True
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class EvalSpec:
     # Validation items evaluated at each checkpoint (a fixed, seeded subset of AVQA val's 16,909); None: all.
     val_items: int | None = 1000
     at_start: bool = True  # evaluate the base model at step 0 too (the first point of the convergence curves)
+    static_cache: bool = False  # compiled static-cache decoding (GPU speed switch; identical greedy outputs)
 
 
 @dataclass(frozen=True)

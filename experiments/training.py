@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from data.audio_encoder import use_valid_frame_encoder
 from data.avqa import load_avqa
 from data.evaluate import DecodingConfig
 from data.mmau import load_mmau
@@ -70,6 +71,7 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     base = resolved.profile.resolve_model()
     # Train with fp32 master weights (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding.
     model, processor = load_model_and_processor(base, dtype=torch.float32)
+    use_valid_frame_encoder(model, exp.train.valid_frame_encoder)
     bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
     benchmark = {"path": str(test.path), "version": test.version, "sha256": test.sha256,
                  "n_items": len(test.items), "missing_audio_ids": test.missing_audio_ids}  # fmt: skip
@@ -78,7 +80,9 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     with tracked_run(resolved, resume=resume, extra_config={"base_model": base}) as tracker:
         evaluator = CheckpointEvaluator(
             processor, eval_sets, prompt_id=exp.prompt, run_dir=out, model_name=exp.name, log=tracker.log,
-            decoding=DecodingConfig(batch_size=exp.eval.batch_size, max_new_tokens=exp.eval.max_new_tokens),
+            decoding=DecodingConfig(batch_size=exp.eval.batch_size, max_new_tokens=exp.eval.max_new_tokens,
+                                    valid_frame_encoder=exp.train.valid_frame_encoder,
+                                    static_cache=exp.eval.static_cache),
         )  # fmt: skip
         if exp.eval.at_start and last is None:
             evaluator.evaluate_model(model, out / "checkpoint-0" / "eval", 0)

@@ -58,3 +58,10 @@ def smoke_train_items(smoke_world):
     from data.avqa import load_avqa
 
     return load_avqa(smoke_world / "train" / "train_qa.json", smoke_world / "train" / "audio").items
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this session's throw-away output root (toy world, tiny model, runs)."""
+    import shutil
+
+    shutil.rmtree(os.environ["R1AQA_OUTPUTS"], ignore_errors=True)

@@ -127,3 +127,14 @@ def test_feature_cache_featurises_once_and_changes_nothing(tiny, bench, tmp_path
     assert n_first == 3 and len(calls) == n_first  # 10 items in batches of 4; none featurised again
     assert cache.hits == 3 and first["accuracy"] == second["accuracy"]
     assert second["audio"]["n_loaded"] == 10  # audio statistics survive the cache
+
+
+def test_speed_switches_change_no_answer(tiny, bench, tmp_path):
+    model, processor = tiny
+    runs = {}
+    for name, kw in {"plain": {"valid_frame_encoder": False}, "fast": {"valid_frame_encoder": True},
+                     "static": {"static_cache": True}}.items():  # fmt: skip
+        evaluate(model, processor, bench.items, tmp_path / name, progress=False,
+                 decoding=DecodingConfig(batch_size=4, max_new_tokens=8, **kw))  # fmt: skip
+        runs[name] = [p["raw_output"] for p in json.loads((tmp_path / name / "predictions.json").read_text())]
+    assert runs["plain"] == runs["fast"] == runs["static"]

@@ -246,4 +246,8 @@ def build_grpo_trainer(
         callbacks=callbacks,
     )
     trainer.schedule_steps = exp.train.schedule_steps
+    if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switch
+        from data.audio_encoder import use_valid_frame_encoder
+
+        use_valid_frame_encoder(trainer.ref_model, exp.train.valid_frame_encoder)
     return trainer

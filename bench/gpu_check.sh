@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# GPU checks on one GPU with a Qwen2-Audio-7B-shaped random-weight model (bf16): evaluator throughput at batch 64
+# with 16 new tokens on 10 s clips, for every speed-switch configuration, and GRPO steps (1 prompt, G=8, 16-token
+# completions, LoRA) with the phase breakdown and peak memory, with and without the valid-frame audio encoder.
+#
+#   bash bench/gpu_check.sh                  # on the GPU machine; results in $OUT (default bench/results)
+#   SHAPE=tiny SKIP_WHEELS=1 bash bench/gpu_check.sh   # the same script in a minute on a CPU, to check it first
+#
+# Packages missing on the GPU image travel as wheels in .whl/ (installed into /tmp/site when present).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SHAPE=${SHAPE:-7b}
+OUT=${OUT:-bench/results}
+mkdir -p "$OUT"
+if [ -z "${SKIP_WHEELS:-}" ] && compgen -G ".whl/*.whl" > /dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:$PWD || exit 1
+fi
+export PYTHONUNBUFFERED=1 WANDB_MODE=disabled HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, transformers, trl, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__, 'peft', peft.__version__)"
+status=0
+python3 -m bench.eval_throughput --shape "$SHAPE" --n-items 256 --clip-seconds 10 --batch-size 64 --max-new-tokens 16 \
+  --switches --repeats 1 --out "$OUT/eval_throughput-random-$SHAPE.json" || status=1
+python3 -m bench.grpo_step --shape "$SHAPE" --lora --steps 4 --out "$OUT/grpo_step-$SHAPE-lora.json" || status=1
+python3 -m bench.grpo_step --shape "$SHAPE" --lora --steps 4 --no-valid-frame-encoder \
+  --out "$OUT/grpo_step-$SHAPE-lora-stock-encoder.json" || status=1
+exit $status

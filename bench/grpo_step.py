@@ -1,0 +1,170 @@
+"""The time of one GRPO optimizer step, split by phase, and peak memory.
+
+    python -m bench.grpo_step                        # tiny model, CPU
+    python -m bench.grpo_step --shape 7b --lora      # Qwen2-Audio-7B-shaped random weights, bf16, one GPU
+
+One prompt per step, G completions of exactly ``--completion-tokens`` tokens (random weights rarely stop early),
+``--clip-seconds`` of audio, beta 0.04 (so the reference pass runs), TRL's AudioGRPOTrainer as the experiments use
+it. Phases (seconds per optimizer step, averaged over the steps after the first): ``generation`` (``generate``),
+``rewards``, ``ref_and_old_logps`` (no-grad scoring passes), ``policy_forward`` (grad-enabled scoring),
+``backward``, ``optimizer``, and ``other`` (the rest of the step: featurisation, advantages, bookkeeping).
+Writes ``bench/results/grpo_step-<shape>-<machine>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from data.io import write_json_atomic
+
+
+class PhaseTimer:
+    """Wraps trainer methods with synchronised wall-clock timers, accumulating per optimizer step."""
+
+    def __init__(self, cuda: bool):
+        self.cuda, self.steps, self.current = cuda, [], defaultdict(float)
+
+    def sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def wrap(self, obj: Any, name: str, phase: Any) -> None:
+        original = getattr(obj, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            import torch
+
+            label = phase(torch.is_grad_enabled()) if callable(phase) else phase
+            self.sync()
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.sync()
+                self.current[label] += time.perf_counter() - start
+
+        setattr(obj, name, timed)
+
+    def end_step(self, total: float) -> None:
+        row = dict(self.current)
+        row["other"] = max(0.0, total - sum(row.values()))
+        row["total"] = total
+        self.steps.append(row)
+        self.current = defaultdict(float)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--generations", type=int, default=8)
+    parser.add_argument("--completion-tokens", type=int, default=16)
+    parser.add_argument("--clip-seconds", type=float, default=10.0)
+    parser.add_argument("--lora", action="store_true", help="train LoRA adapters (reference = adapters disabled)")
+    parser.add_argument("--freeze-audio", action="store_true")
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--no-valid-frame-encoder", action="store_true", help="the stock 30 s audio encoder")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+    from transformers import TrainerCallback
+
+    from bench.machine import machine_info
+    from bench.shapes import random_model, synthetic_benchmark
+    from data.audio_encoder import use_valid_frame_encoder
+    from data.mmau import load_mmau
+    from experiments.registry import get_experiment
+    from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+    from trainers.grpo import build_grpo_trainer
+
+    cuda = torch.cuda.is_available()
+    model, processor = random_model(args.shape)
+    if not args.lora:
+        model = model.float() if not cuda else model  # full fine-tuning keeps fp32 master weights on CPU
+    valid_frames = not args.no_valid_frame_encoder
+    use_valid_frame_encoder(model, valid_frames)
+    window = 2.0 if args.shape == "tiny" else 30.0
+    tmp = tempfile.TemporaryDirectory()
+    bench = load_mmau(synthetic_benchmark(tmp.name, 8, min(args.clip_seconds, window)), version_label="synthetic")
+    train = TrainSpec(learning_rate=1e-6, epochs=None, max_steps=args.steps, per_device_batch=1, grad_accum=1,
+                      save_every=0, freeze_audio_encoder=args.freeze_audio,
+                      gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames)  # fmt: skip
+    grpo = GRPOSpec(num_generations=args.generations, max_completion_length=args.completion_tokens)
+    exp = dataclasses.replace(get_experiment("grpo-p2"), train=train, grpo=grpo,
+                              lora=LoraSpec() if args.lora else None)  # fmt: skip
+    if not args.lora and args.shape == "7b":
+        raise SystemExit("full fine-tuning of the 7B shape does not fit one GPU: use --lora (or --freeze-audio)")
+    # The reference of a full fine-tune is reloaded from disk by TRL: save the random model first.
+    model_dir = Path(tmp.name) / "model"
+    if not args.lora:
+        from data.models import save_model
+
+        save_model(model, processor, model_dir)
+        model.config._name_or_path = str(model_dir)
+    trainer = build_grpo_trainer(model, processor, bench.items, exp=exp, output_dir=str(Path(tmp.name) / "run"),
+                                 seed=0, report_to=[], bf16=cuda)  # fmt: skip
+    timer = PhaseTimer(cuda)
+    timer.wrap(trainer, "_generate", "generation")
+    timer.wrap(trainer, "_calculate_rewards", "rewards")
+    timer.wrap(trainer, "_get_per_token_logps_and_entropies",
+               lambda grad: "policy_forward" if grad else "ref_and_old_logps")  # fmt: skip
+    timer.wrap(trainer.accelerator, "backward", "backward")
+
+    class StepClock(TrainerCallback):
+        def on_step_begin(self, *a: Any, **k: Any) -> None:
+            timer.sync()
+            self.start = time.perf_counter()
+            if trainer.optimizer is not None and not hasattr(trainer.optimizer, "_timed"):
+                timer.wrap(trainer.optimizer, "step", "optimizer")
+                trainer.optimizer._timed = True
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            timer.sync()
+            timer.end_step(time.perf_counter() - self.start)
+
+    trainer.add_callback(StepClock())
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    later = timer.steps[1:] or timer.steps
+    phases = sorted({k for s in later for k in s})
+    mean = {k: round(sum(s.get(k, 0.0) for s in later) / len(later), 4) for k in phases}
+    machine = machine_info()
+    result = {
+        "benchmark": "grpo_step",
+        "machine": machine,
+        "shape": args.shape,
+        "lora": args.lora,
+        "freeze_audio_encoder": args.freeze_audio,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "valid_frame_encoder": valid_frames,
+        "prompts_per_step": 1,
+        "generations": args.generations,
+        "completion_tokens": args.completion_tokens,
+        "clip_seconds": min(args.clip_seconds, window),
+        "dtype": "bf16 autocast" if cuda else "fp32",
+        "steps": [{k: round(v, 4) for k, v in s.items()} for s in timer.steps],
+        "mean_after_first_step": mean,
+        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+    }
+    tag = machine["gpu"].replace(" ", "-") if "gpu" in machine else f"cpu{machine['cpu_count']}"
+    suffix = ("-lora" if args.lora else "") + ("" if valid_frames else "-stock-encoder")
+    out = Path(args.out) if args.out else Path("bench/results") / f"grpo_step-{args.shape}{suffix}-{tag}.json"
+    write_json_atomic(out, result)
+    print({k: v for k, v in mean.items()}, "peak GB:", result["peak_gpu_memory_gb"])
+    print(f"written: {out}")
+    tmp.cleanup()
+    return result
+
+
+if __name__ == "__main__":
+    main()
