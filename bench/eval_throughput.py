@@ -26,8 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from data.io import write_json_atomic
-
 SWITCHES = {
     "plain": {"valid_frame_encoder": False, "static_cache": False},
     "valid_frames": {"valid_frame_encoder": True, "static_cache": False},
@@ -39,8 +37,7 @@ DEFAULT = "valid_frames"
 
 def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new_tokens: int, repeats: int,
             valid_frame_encoder: bool, static_cache: bool) -> dict[str, Any]:  # fmt: skip
-    import torch
-
+    from bench.machine import cuda_sync
     from data.audio_encoder import use_valid_frame_encoder
     from data.evaluate import (
         DecodingConfig,
@@ -59,34 +56,30 @@ def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new
     decoding = DecodingConfig(batch_size=batch_size, max_new_tokens=max_new_tokens,
                               valid_frame_encoder=valid_frame_encoder, static_cache=static_cache)  # fmt: skip
 
-    def sync() -> None:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
     start = time.perf_counter()
     for b in batches:  # warm-up: allocator, kernels, and the compilation of static-cache decoding
         generate_batch(model, processor, b, gen_kwargs)
-    sync()
+    cuda_sync()
     warmup = time.perf_counter() - start
     cache = FeatureCache()
     bare, cold, warm = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
-            sync()
+            cuda_sync()
             t = time.perf_counter()
             for b in batches:
                 generate_batch(model, processor, b, gen_kwargs)
-            sync()
+            cuda_sync()
             bare.append(time.perf_counter() - t)
             for label, runs, use_cache in (("cold", cold, None), ("warm", warm, cache)):
                 if use_cache is not None and r == 0:  # fill the cache once before timing warm runs
                     evaluate(model, processor, items, Path(tmp) / f"fill{r}", prompt_id=prompt, decoding=decoding,
                              progress=False, cache=use_cache)  # fmt: skip
-                sync()
+                cuda_sync()
                 t = time.perf_counter()
                 evaluate(model, processor, items, Path(tmp) / f"{label}{r}", prompt_id=prompt, decoding=decoding,
                          progress=False, cache=use_cache)  # fmt: skip
-                sync()
+                cuda_sync()
                 runs.append(time.perf_counter() - t)
     b, c, w = statistics.median(bare), statistics.median(cold), statistics.median(warm)
     n = len(items)
@@ -121,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="result JSON (default: bench/results/eval_throughput-...json)")
     args = parser.parse_args(argv)
 
-    from bench.machine import machine_info
+    from bench.machine import machine_info, write_result
     from data.mmau import load_mmau
 
     tmp = tempfile.TemporaryDirectory()
@@ -169,10 +162,7 @@ def main(argv: list[str] | None = None) -> dict:
         "budget_pct": 15.0,
         "configurations": results,
     }
-    tag = machine["gpu"].replace(" ", "-") if "gpu" in machine else f"cpu{machine['cpu_count']}"
-    out = Path(args.out) if args.out else Path("bench/results") / f"eval_throughput-{label}-{tag}.json"
-    write_json_atomic(out, result)
-    print(f"written: {out}")
+    write_result(result, f"eval_throughput-{label}", args.out)
     return result
 
 

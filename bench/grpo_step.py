@@ -21,8 +21,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from data.io import write_json_atomic
-
 
 class PhaseTimer:
     """Wraps trainer methods with synchronised wall-clock timers, accumulating per optimizer step."""
@@ -31,10 +29,9 @@ class PhaseTimer:
         self.cuda, self.steps, self.current = cuda, [], defaultdict(float)
 
     def sync(self) -> None:
-        if self.cuda:
-            import torch
+        from bench.machine import cuda_sync
 
-            torch.cuda.synchronize()
+        cuda_sync()
 
     def wrap(self, obj: Any, name: str, phase: Any) -> None:
         original = getattr(obj, name)
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from bench.machine import machine_info
+    from bench.machine import machine_info, write_result
     from bench.shapes import random_model, synthetic_benchmark
     from data.audio_encoder import use_valid_frame_encoder
     from data.mmau import load_mmau
@@ -156,12 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_after_first_step": mean,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
-    tag = machine["gpu"].replace(" ", "-") if "gpu" in machine else f"cpu{machine['cpu_count']}"
     suffix = ("-lora" if args.lora else "") + ("" if valid_frames else "-stock-encoder")
-    out = Path(args.out) if args.out else Path("bench/results") / f"grpo_step-{args.shape}{suffix}-{tag}.json"
-    write_json_atomic(out, result)
+    write_result(result, f"grpo_step-{args.shape}{suffix}", args.out)
     print({k: v for k, v in mean.items()}, "peak GB:", result["peak_gpu_memory_gb"])
-    print(f"written: {out}")
     tmp.cleanup()
     return result
 

@@ -69,8 +69,10 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
         print(f"--resume: no checkpoint in {out} yet, starting from the beginning")
     train_items, test, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
-    # Train with fp32 master weights (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding.
-    model, processor = load_model_and_processor(base, dtype=torch.float32)
+    # Trained weights stay fp32 (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding. With LoRA
+    # the base is frozen, so on GPU it is loaded in bf16 (peft keeps the adapters themselves in fp32).
+    frozen_bf16 = exp.lora is not None and torch.cuda.is_available()
+    model, processor = load_model_and_processor(base, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
     use_valid_frame_encoder(model, exp.train.valid_frame_encoder)
     bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
     benchmark = {"path": str(test.path), "version": test.version, "sha256": test.sha256,

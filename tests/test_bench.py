@@ -1,0 +1,28 @@
+"""The benchmark scripts run end to end on the tiny shape and write results that name the machine (no timing
+assertions: speed is measured in bench/, never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_eval_throughput_writes_every_switch_configuration(tmp_path):
+    from bench.eval_throughput import SWITCHES, main
+
+    main(["--shape", "tiny", "--n-items", "8", "--batch-size", "4", "--max-new-tokens", "4", "--repeats", "1",
+          "--switches", "--out", str(tmp_path / "e.json")])  # fmt: skip
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert set(result["configurations"]) == set(SWITCHES) and result["machine"]["cpu_count"] >= 1
+    assert all(c["bare_items_per_second"] > 0 for c in result["configurations"].values())
+
+
+def test_grpo_step_breaks_the_step_into_phases(tmp_path):
+    from bench.grpo_step import main
+
+    main(
+        ["--steps", "2", "--generations", "4", "--completion-tokens", "4", "--lora", "--out", str(tmp_path / "g.json")]
+    )
+    result = json.loads((tmp_path / "g.json").read_text())
+    phases = result["mean_after_first_step"]
+    assert {"generation", "policy_forward", "backward", "optimizer", "total"} <= set(phases)
+    assert len(result["steps"]) == 2 and "machine" in result
