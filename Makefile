@@ -11,7 +11,7 @@ EXP ?= direct
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help paper table2 fig3 fig4 test test-slow run lint bench clean venv
+.PHONY: help paper table2 fig3 fig4 launch test test-slow run lint bench clean venv
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -47,6 +47,12 @@ fig4: $(STAMP)  ## SFT convergence figure -> reports/fig4.{png,pdf}
 
 run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [SEEDS=0]
 	@for s in $(SEEDS); do $(PY) -m experiments run $(EXP) --profile $(PROFILE) --seed $$s || exit 1; done
+
+NPROC ?= 8
+ACCEL ?= zero3
+launch: $(STAMP)  ## multi-process run: make launch EXP=grpo-p2 NPROC=8 ACCEL=ddp|zero2|zero3|zero3_offload|fsdp|cpu
+	$(VENV)/bin/accelerate launch --config_file launch/$(ACCEL).yaml --num_processes $(NPROC) \
+	  -m experiments run $(EXP) --profile $(PROFILE) --seed $(firstword $(SEEDS))
 
 test: $(STAMP)  ## the default test suite (offline, CPU, under 15 minutes)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q

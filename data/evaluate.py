@@ -34,6 +34,7 @@ import soundfile as sf
 
 from data.audio import AudioStats, load_audio
 from data.audio_encoder import use_valid_frame_encoder
+from data.distributed import barrier, gather_objects, is_main, rank_and_size
 from data.features import featurize
 from data.io import JsonlAppender, read_jsonl, write_json_atomic
 from data.models import audio_window_seconds
@@ -230,22 +231,28 @@ def _output_record(item: Item, row: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def _partial_path(out_dir: Path, rank: int, size: int) -> Path:
+    # One file per process when sharded, so that no two processes append to the same file.
+    return out_dir / (PARTIAL_NAME if size == 1 else PARTIAL_NAME.replace(".jsonl", f".rank{rank}.jsonl"))
+
+
 def _load_partial(out_dir: Path, settings: EvalSettings) -> dict[str, dict[str, Any]]:
-    state_path, partial_path = out_dir / STATE_NAME, out_dir / PARTIAL_NAME
-    if state_path.exists():
-        old = json.loads(state_path.read_text())
-        if old != asdict(settings):
-            diff = sorted(k for k in set(old) | set(asdict(settings)) if old.get(k) != asdict(settings).get(k))
-            raise DataError(
-                f"{out_dir}: holds an evaluation with different settings ({', '.join(diff)} differ); "
-                "delete the directory or choose another output directory"
-            )
-    else:
+    """Rows already evaluated in this directory (by any process of any earlier run), after checking settings."""
+    state_path = out_dir / STATE_NAME
+    if is_main() and not state_path.exists():
         write_json_atomic(state_path, asdict(settings))
-    if not partial_path.exists():
-        return {}
-    rows = read_jsonl(partial_path, tolerate_truncated_tail=True)
-    return {r["id"]: r for r in rows}
+    barrier()
+    old = json.loads(state_path.read_text())
+    if old != asdict(settings):
+        diff = sorted(k for k in set(old) | set(asdict(settings)) if old.get(k) != asdict(settings).get(k))
+        raise DataError(
+            f"{out_dir}: holds an evaluation with different settings ({', '.join(diff)} differ); "
+            "delete the directory or choose another output directory"
+        )
+    done: dict[str, dict[str, Any]] = {}
+    for path in sorted(out_dir.glob(PARTIAL_NAME.replace(".jsonl", "*.jsonl"))):
+        done.update({r["id"]: r for r in read_jsonl(path, tolerate_truncated_tail=True)})
+    return done
 
 
 def evaluate(
@@ -286,9 +293,13 @@ def evaluate(
         model=model_name, prompt_id=prompt_id, max_new_tokens=decoding.max_new_tokens, audio_mode=audio_mode,
         channel=channel, item_ids_sha256=_ids_hash(items), benchmark=dict(benchmark or {}),
     )  # fmt: skip
+    rank, size = rank_and_size()
     done = _load_partial(out_dir, settings)
     todo = [i for i in items if i.id not in done]
     stats = AudioStats()
+    if size > 1 and todo:  # shard by length order, so every process gets items of every length
+        ordered = plan_batches(todo, processor, prompt_id, len(todo))[0]
+        todo = ordered[rank::size]
     batches = plan_batches(todo, processor, prompt_id, decoding.batch_size) if todo else []
     gen_kwargs = generation_kwargs(model, processor, decoding.max_new_tokens, static_cache=decoding.static_cache)
     use_valid_frame_encoder(model, decoding.valid_frame_encoder)
@@ -302,8 +313,10 @@ def evaluate(
         return cache.get_or_make((tuple(i.id for i in b), prompt_id, audio_mode, channel, id(processor)), build)
 
     start = time.perf_counter()
-    bar = tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item", disable=not progress)
-    with JsonlAppender(out_dir / PARTIAL_NAME) as sink:
+    shown = progress and rank == 0
+    bar = tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item", disable=not shown)
+    new_rows: list[dict[str, Any]] = []
+    with JsonlAppender(_partial_path(out_dir, rank, size)) as sink:
         prefetch = decoding.prefetch if decoding.prefetch is not None else model.device.type != "cpu"
         for batch in _prefetched(batches, make, prefetch):
             stats.merge(batch.audio)
@@ -316,10 +329,22 @@ def evaluate(
                 rows.append(row)
                 done[item.id] = row
             sink.write_many(rows)
-            bar.update(len(rows))
+            new_rows.extend(rows)
+            bar.update(len(rows) * size)
             if log_every_batch:
                 log_every_batch(len(done), len(items))
     bar.close()
+    if size > 1:  # every process ends with every row and the whole audio count; each item was generated once
+        gathered = gather_objects((new_rows, stats.as_dict()))
+        for rows, _ in gathered:
+            done.update({r["id"]: r for r in rows})
+        stats = AudioStats()
+        for _, counts in gathered:
+            stats.n_loaded += counts["n_loaded"]
+            stats.n_resampled += counts["n_resampled"]
+            stats.n_cut += counts["n_cut"]
+            stats.cut.extend(counts["cut_paths"])
+            stats.max_seconds = counts["max_seconds"] or stats.max_seconds
     elapsed = time.perf_counter() - start
 
     per_item = [
@@ -344,12 +369,15 @@ def evaluate(
         audio_window_seconds=audio_window_seconds(processor),
         audio=stats.as_dict(),
         format_rate=round(100.0 * sum("<answer>" in done[i]["raw_output"] for i in ids) / len(ids), 2),
-        n_resumed=len(items) - len(todo),
+        n_resumed=len(items) - sum(len(r) for r, _ in gathered) if size > 1 else len(items) - len(todo),
+        n_processes=size,
         seconds=round(elapsed, 3),
         items_per_second=round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
     )
-    write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id]) for i in items])
-    write_json_atomic(out_dir / "metrics.json", metrics)
-    if progress:
-        print(format_table(metrics))
+    if rank == 0:
+        write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id]) for i in items])
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        if progress:
+            print(format_table(metrics))
+    barrier()
     return metrics

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate without items whose audio is missing (their ids go into metrics.json)")  # fmt: skip
 
     args = parser.parse_args(argv)
+    from data.distributed import init_from_environment, is_main
+
+    init_from_environment()  # under `accelerate launch --num_processes N`: join the process group first
     try:
         if args.command == "list":
             _list()
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
 
             resolved = resolve(args.name, args.profile, args.seed, args.output_dir, parse_set_args(args.overrides))
             run(resolved, resume=args.resume)
-            print(f"outputs: {resolved.output_dir}")
+            if is_main():
+                print(f"outputs: {resolved.output_dir}")
         elif args.command == "paper":
             from experiments.runner import run_table2
 

@@ -59,9 +59,16 @@ COMPLETE_MARKER = "run_complete.json"
 
 def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     """Run one resolved experiment; returns the final test metrics."""
+    from data.distributed import barrier, is_main, rank_and_size
+
     exp = resolved.experiment
-    resolved.output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(resolved.output_dir / "experiment.json", resolved.to_dict())
+    if is_main():
+        resolved.output_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(resolved.output_dir / "experiment.json", resolved.to_dict())
+        if rank_and_size()[1] > 1:  # build the cached world and models once, before the other processes use them
+            resolved.profile.data()
+            resolved.profile.resolve_model()
+    barrier()
     seed_everything(resolved.seed)
     if exp.method == "direct":
         metrics = run_direct(resolved)
@@ -69,7 +76,8 @@ def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
         from experiments.training import run_training
 
         metrics = run_training(resolved, resume=resume)
-    write_json_atomic(resolved.output_dir / COMPLETE_MARKER, {"accuracy": metrics["accuracy"]})
+    if is_main():
+        write_json_atomic(resolved.output_dir / COMPLETE_MARKER, {"accuracy": metrics["accuracy"]})
     return metrics
 
 

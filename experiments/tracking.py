@@ -81,8 +81,10 @@ def run_tags(resolved: Any) -> list[str]:
 @contextmanager
 def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | None = None) -> Iterator[Tracker]:
     """Open the run's W&B run (or a disabled tracker) and always finish it."""
+    from data.distributed import is_main
+
     mode = wandb_mode()
-    if mode == "disabled":
+    if mode == "disabled" or not is_main():  # one W&B run per experiment run: the main process's
         yield Tracker(None)
         return
     import wandb

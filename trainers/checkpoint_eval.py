@@ -8,7 +8,8 @@ at each checkpoint too (the paper picked checkpoints on MMAU itself). :class:`Ch
 - calls ``log({"eval/<set>/<task>": acc, ..., "train/global_step": step})`` (the W&B run's x-axis);
 - appends one line per checkpoint to ``checkpoint_evals.jsonl`` in the run directory.
 
-The evaluation sets are featurised once (a :class:`~data.evaluate.FeatureCache` per set) and reused at every
+Under several processes every process evaluates a shard and one (the main) records the results. The evaluation
+sets are featurised once (a :class:`~data.evaluate.FeatureCache` per set) and reused at every
 checkpoint. Evaluation uses greedy decoding, so the model's train/eval mode is switched around it and restored.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from data.distributed import is_main
 from data.evaluate import DecodingConfig, FeatureCache, evaluate
 from data.io import JsonlAppender
 from data.schema import Item
@@ -77,16 +79,18 @@ class CheckpointEvaluator(TrainerCallback):
         row: dict[str, Any] = {"train/global_step": step}
         for name, metrics in results.items():
             row.update(eval_log_row(name, metrics))
-        if self.log is not None:
-            self.log(row)
-        with JsonlAppender(self.run_dir / "checkpoint_evals.jsonl") as sink:
-            sink.write({"step": step, "dir": str(out_dir), **row})
-        summary = ", ".join(f"{k.removeprefix('eval/')}={v:.1f}" for k, v in row.items() if k.endswith("/avg"))
-        print(f"[step {step}] {summary}")
+        if is_main():  # every process evaluated its shard; one records the result
+            if self.log is not None:
+                self.log(row)
+            with JsonlAppender(self.run_dir / "checkpoint_evals.jsonl") as sink:
+                sink.write({"step": step, "dir": str(out_dir), **row})
+            summary = ", ".join(f"{k.removeprefix('eval/')}={v:.1f}" for k, v in row.items() if k.endswith("/avg"))
+            print(f"[step {step}] {summary}")
         return results
 
     def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        if model is None or not state.is_world_process_zero:
+        # Every process takes part: the evaluator shards the items across processes and gathers the results.
+        if model is None:
             return
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.evaluate_model(model, ckpt / "eval", state.global_step)
