@@ -60,6 +60,21 @@ def smoke_train_items(smoke_world):
     return load_avqa(smoke_world / "train" / "train_qa.json", smoke_world / "train" / "audio").items
 
 
+@pytest.fixture(scope="session")
+def fx(tmp_path_factory: pytest.TempPathFactory):
+    """The analysis fixture: real offline W&B runs of every Table 2 experiment plus their prediction files."""
+    from tests.analysis_fixtures import analysis_fixture
+
+    return analysis_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tables(fx):
+    from analysis.runs import read_offline_runs
+
+    return read_offline_runs(fx.wandb_dir)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Remove this session's throw-away output root (toy world, tiny model, runs)."""
     import shutil

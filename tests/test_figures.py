@@ -11,19 +11,9 @@ from pathlib import Path
 import pytest
 
 from analysis.figures import FIGURES, ema, ema_time_constant, main, write_figure
-from analysis.runs import RunTables, read_offline_runs
+from analysis.runs import RunTables
 from analysis.select import MissingRunsError
-from tests.analysis_fixtures import AnalysisFixture, analysis_fixture
-
-
-@pytest.fixture(scope="module")
-def fx(tmp_path_factory: pytest.TempPathFactory) -> AnalysisFixture:
-    return analysis_fixture(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def tables(fx: AnalysisFixture) -> RunTables:
-    return read_offline_runs(fx.wandb_dir)
+from tests.analysis_fixtures import AnalysisFixture
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))

@@ -26,19 +26,9 @@ from analysis.select import MissingRunsError, eval_rows, select_checkpoints, sel
 from analysis.stats import mcnemar_exact, mean_std, paired_counts, t_interval, t_quantile, wilson_interval
 from analysis.table2 import MixedVersionsError, build_table2, main
 from data.scoring import mmau_correct
-from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture, analysis_fixture
+from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-
-
-@pytest.fixture(scope="module")
-def fx(tmp_path_factory: pytest.TempPathFactory) -> AnalysisFixture:
-    return analysis_fixture(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def tables(fx: AnalysisFixture) -> RunTables:
-    return read_offline_runs(fx.wandb_dir)
 
 
 def _cli(fx: AnalysisFixture, out: Path, *extra: str) -> int:
