@@ -335,16 +335,11 @@ def evaluate(
                 log_every_batch(len(done), len(items))
     bar.close()
     if size > 1:  # every process ends with every row and the whole audio count; each item was generated once
-        gathered = gather_objects((new_rows, stats.as_dict()))
-        for rows, _ in gathered:
-            done.update({r["id"]: r for r in rows})
+        gathered = gather_objects((new_rows, stats))
         stats = AudioStats()
-        for _, counts in gathered:
-            stats.n_loaded += counts["n_loaded"]
-            stats.n_resampled += counts["n_resampled"]
-            stats.n_cut += counts["n_cut"]
-            stats.cut.extend(counts["cut_paths"])
-            stats.max_seconds = counts["max_seconds"] or stats.max_seconds
+        for rows, shard_stats in gathered:
+            done.update({r["id"]: r for r in rows})
+            stats.merge(shard_stats)
     elapsed = time.perf_counter() - start
 
     per_item = [

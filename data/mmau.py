@@ -69,6 +69,11 @@ class Benchmark:
     path: str
     missing_audio_ids: list[str] = field(default_factory=list)
 
+    def describe(self) -> dict[str, Any]:
+        """What every metrics file records about the benchmark it scored."""
+        return {"path": self.path, "version": self.version, "sha256": self.sha256, "n_items": len(self.items),
+                "missing_audio_ids": list(self.missing_audio_ids)}  # fmt: skip
+
 
 def content_fingerprint(records: Sequence[Mapping[str, Any]]) -> str:
     """sha256 over :data:`CONTENT_FIELDS` of every record, independent of record order, key order and extra keys."""

@@ -161,10 +161,7 @@ def evaluate_checkpoint(
     spec = eval_spec or EvalSpec()
     bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label)
     model_obj, processor = loaded if loaded is not None else load_model_and_processor(model)
-    benchmark = {
-        "path": str(benchmark_json), "version": bench.version, "sha256": bench.sha256,
-        "n_items": len(bench.items), "missing_audio_ids": bench.missing_audio_ids,
-    }  # fmt: skip
+    benchmark = bench.describe()
     return evaluate(
         model_obj, processor, bench.items, out_dir,
         prompt_id=prompt_id,

@@ -75,8 +75,7 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     model, processor = load_model_and_processor(base, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
     use_valid_frame_encoder(model, exp.train.valid_frame_encoder)
     bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
-    benchmark = {"path": str(test.path), "version": test.version, "sha256": test.sha256,
-                 "n_items": len(test.items), "missing_audio_ids": test.missing_audio_ids}  # fmt: skip
+    benchmark = test.describe()
     eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
 
     with tracked_run(resolved, resume=resume, extra_config={"base_model": base}) as tracker:
