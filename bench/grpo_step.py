@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--freeze-audio", action="store_true")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--no-valid-frame-encoder", action="store_true", help="the stock 30 s audio encoder")
+    parser.add_argument("--merged-lora", action="store_true", help="generate from merged LoRA weights (speed switch)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
     train = TrainSpec(learning_rate=1e-6, epochs=None, max_steps=args.steps, per_device_batch=1, grad_accum=1,
                       save_every=0, freeze_audio_encoder=args.freeze_audio,
                       gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames)  # fmt: skip
-    grpo = GRPOSpec(num_generations=args.generations, max_completion_length=args.completion_tokens)
+    grpo = GRPOSpec(num_generations=args.generations, max_completion_length=args.completion_tokens,
+                    merged_lora_generation=args.merged_lora)  # fmt: skip
     exp = dataclasses.replace(get_experiment("grpo-p2"), train=train, grpo=grpo,
                               lora=LoraSpec() if args.lora else None)  # fmt: skip
     if not args.lora and args.shape == "7b":
@@ -144,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         "freeze_audio_encoder": args.freeze_audio,
         "gradient_checkpointing": args.gradient_checkpointing,
         "valid_frame_encoder": valid_frames,
+        "merged_lora_generation": args.merged_lora,
         "prompts_per_step": 1,
         "generations": args.generations,
         "completion_tokens": args.completion_tokens,
@@ -153,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         "mean_after_first_step": mean,
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
-    suffix = ("-lora" if args.lora else "") + ("" if valid_frames else "-stock-encoder")
+    suffix = ("-lora" if args.lora else "") + ("-merged" if args.merged_lora else "")
+    suffix += "" if valid_frames else "-stock-encoder"
     write_result(result, f"grpo_step-{args.shape}{suffix}", args.out)
     print({k: v for k, v in mean.items()}, "peak GB:", result["peak_gpu_memory_gb"])
     tmp.cleanup()

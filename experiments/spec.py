@@ -67,6 +67,8 @@ class GRPOSpec:
     accuracy_reward: Literal["mmau", "exact"] = "mmau"
     format_reward: bool = True
     strict_format: bool = False  # True: no whitespace around the tags (the original code's re.fullmatch)
+    # Speed switch for LoRA runs: sample from merged adapter weights, base weights restored exactly afterwards.
+    merged_lora_generation: bool = False
 
 
 @dataclass(frozen=True)

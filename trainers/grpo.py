@@ -55,6 +55,7 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
             if added and "image_token_id" in config.__dict__:
                 del config.image_token_id  # keep saved checkpoints' config.json clean
         self.audio_channel = audio_channel
+        self.merged_lora_generation = False  # speed switch, see trainers/lora_generation.py
         self._window = audio_window_seconds(processing_class)
         self._batch_audio_paths: list[str] | None = None
         self._audio: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -96,6 +97,14 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
         feature_mask = feats["feature_attention_mask"][index].to(device)
         self._audio = (features, feature_mask)
         return prompt_ids, None, {"input_features": features, "feature_attention_mask": feature_mask}
+
+    def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.merged_lora_generation:
+            return super()._generate_single_turn(*args, **kwargs)
+        from trainers.lora_generation import merged_lora
+
+        with merged_lora(self.accelerator.unwrap_model(self.model)):
+            return super()._generate_single_turn(*args, **kwargs)
 
     # -- scoring: every log-probability pass gets the audio ---------------------------------------------------------
     def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
@@ -246,6 +255,7 @@ def build_grpo_trainer(
         callbacks=callbacks,
     )
     trainer.schedule_steps = exp.train.schedule_steps
+    trainer.merged_lora_generation = exp.lora is not None and exp.grpo.merged_lora_generation
     if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switch
         from data.audio_encoder import use_valid_frame_encoder
 
