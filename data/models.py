@@ -147,17 +147,27 @@ def prepare_processor(processor: Any) -> Any:
 
 
 def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, device: Any = None):
-    """Load a Qwen2-Audio model + processor from a hub id or local directory (safetensors, no remote code)."""
+    """Load a Qwen2-Audio model + processor from a hub id or local directory (safetensors, no remote code).
+
+    A directory with ``adapter_config.json`` (a LoRA checkpoint) loads its base model and merges the adapters.
+    """
     import torch
     from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 
     name = str(name_or_path)
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    adapter = Path(name) / "adapter_config.json"
+    base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.exists() else name
+    # A LoRA checkpoint holds adapters (and the processor): load its base model, then the adapters on top.
     processor = prepare_processor(AutoProcessor.from_pretrained(name, trust_remote_code=False))
     model = Qwen2AudioForConditionalGeneration.from_pretrained(
-        name, dtype=dtype, use_safetensors=True, trust_remote_code=False
+        base, dtype=dtype, use_safetensors=True, trust_remote_code=False
     )
+    if adapter.exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, name).merge_and_unload()
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)

@@ -89,3 +89,16 @@ def test_lora_run_can_save_merged_weights(tmp_path, wandb_dir):
     model, _ = load_model_and_processor(out / "merged", device="cpu")
     assert not any("lora_" in k for k, _ in model.named_parameters())
     assert "adhoc" in read_offline_runs(wandb_dir).runs.iloc[0]["tags"]  # --set marks the run ad hoc
+
+
+def test_a_lora_checkpoint_can_be_evaluated_by_path(tmp_path, wandb_dir, smoke_world):
+    out = tmp_path / "lora"
+    assert main(["run", "sft-lora", "--profile", "smoke", "--output-dir", str(out)]) == 0
+    bench = smoke_world / "test" / "mmau-test-mini.json"
+    args = ["eval", "--model", str(out / "checkpoint-4"), "--benchmark", str(bench), "--prompt", "p1",
+            "--max-new-tokens", "8", "--output-dir", str(tmp_path / "eval")]  # fmt: skip
+    assert main(args) == 0
+    # Same predictions as the run's own evaluation of that checkpoint (adapters merged vs applied: same greedy path).
+    own = json.loads((out / "checkpoint-4" / "eval" / "test" / "predictions.json").read_text())
+    again = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert [r["raw_output"] for r in own] == [r["raw_output"] for r in again]
