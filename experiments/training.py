@@ -4,8 +4,8 @@ Called by ``python -m experiments run NAME`` for methods ``sft`` and ``grpo``. T
 
 - ``checkpoint-<step>/`` (Hugging Face format, safetensors; LoRA runs hold adapters) each with ``eval/test`` and
   ``eval/val`` predictions and metrics, and ``checkpoint_evals.jsonl`` (one line per evaluation);
-- ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``) and
-  ``val/`` for it on the validation set;
+- ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``); its
+  validation results are those of the last checkpoint (``final/`` only when no checkpoint was saved at the end);
 - ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing audio, by id).
 
 ``--resume`` continues from the last checkpoint into the same W&B run; without it, a directory that already holds
@@ -105,9 +105,13 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
         trainer.train(resume_from_checkpoint=str(last) if last else None)
 
         step = trainer.state.global_step
-        final = evaluator.evaluate_model(trainer.model, out / "final", step)
+        # The trainer saves (and so evaluates) at its last step too: pointing the final evaluation at that
+        # checkpoint's directory makes it resume with every item done, instead of generating everything again.
+        last_eval = out / f"checkpoint-{step}" / "eval"
+        final_dir = last_eval if (last_eval / "test" / "metrics.json").exists() else out / "final"
+        final = evaluator.evaluate_model(trainer.model, final_dir, step)
         for name in ("predictions.json", "metrics.json"):
-            shutil.copyfile(out / "final" / "test" / name, out / name)
+            shutil.copyfile(final_dir / "test" / name, out / name)
         if exp.lora is not None and exp.lora.save_merged:
             merged = trainer.model.merge_and_unload()
             merged.save_pretrained(out / "merged", safe_serialization=True)
