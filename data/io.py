@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,22 @@ def sha256_file(path: str | Path) -> str:
 def iter_chunks(seq: list, size: int) -> Iterator[list]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
+
+
+def build_once(path: str | Path, build: Callable[[Path], object], *, done: str) -> Path:
+    """A cached directory, built on first use: ``build(partial)`` fills ``<path>.partial``, which is then renamed.
+
+    ``path/done`` marks a finished build, so a killed build (a leftover ``.partial``, cleared before building
+    again) never looks finished, and a directory another process finished first is kept as it is.
+    """
+    path = Path(path)
+    if (path / done).exists():
+        return path
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    build(partial)
+    if (path / done).exists():
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        partial.rename(path)
+    return path

@@ -193,14 +193,10 @@ def tiny_model_fingerprint(seed: int = 0, **kwargs: Any) -> str:
 
 def ensure_tiny_model(cache_dir: str | Path, seed: int = 0) -> Path:
     """Build and save the tiny model under ``cache_dir/tiny-<hash>`` once; later calls return the saved copy."""
+    from data.io import build_once
+
     path = Path(cache_dir) / f"tiny-{tiny_model_fingerprint(seed)}"
-    if (path / "model.safetensors").exists():
-        return path
-    model, processor = build_tiny_model(seed)
-    tmp = path.with_name(path.name + ".partial")
-    save_model(model, processor, tmp)
-    tmp.rename(path)
-    return path
+    return build_once(path, lambda partial: save_model(*build_tiny_model(seed), partial), done="model.safetensors")
 
 
 def main(argv: list[str] | None = None) -> None:

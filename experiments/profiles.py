@@ -164,16 +164,10 @@ def toy_world_dir(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
 
 def ensure_toy_world(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
     from data import toy
+    from data.io import build_once
 
-    path = toy_world_dir(seed, sizes)
-    if (path / "world.json").exists():
-        return path
-    tmp = path.with_name(path.name + ".partial")
-    toy.generate_world(tmp, seed=seed, sizes=sizes)
-    if path.exists():  # another process finished first
-        return path
-    tmp.rename(path)
-    return path
+    return build_once(toy_world_dir(seed, sizes), lambda d: toy.generate_world(d, seed=seed, sizes=sizes),
+                      done="world.json")  # fmt: skip
 
 
 def _toy_data(sizes: dict[str, int] | None) -> DataPaths:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from data.io import write_json_atomic
+from data.io import build_once, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -55,13 +54,13 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
 
     tiny = ensure_tiny_model(cache_root, seed=spec.seed)
     print(f"building the toy instruct base model (one-time, cached in {path})")
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        report = _train(tiny, Path(tmp), partial, spec)
-    write_json_atomic(partial / "base_report.json", report)
-    partial.rename(path)
-    return path
+
+    def build(partial: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = _train(tiny, Path(tmp), partial, spec)
+        write_json_atomic(partial / "base_report.json", report)
+
+    return build_once(path, build, done="model.safetensors")
 
 
 def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
