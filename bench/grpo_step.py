@@ -8,6 +8,8 @@ One prompt per step, G completions of exactly ``--completion-tokens`` tokens (ra
 it. Phases (seconds per optimizer step, averaged over the steps after the first): ``generation`` (``generate``),
 ``rewards``, ``ref_and_old_logps`` (no-grad scoring passes), ``policy_forward`` (grad-enabled scoring),
 ``backward``, ``optimizer``, and ``other`` (the rest of the step: featurisation, advantages, bookkeeping).
+``audio_encoder`` is reported apart (``audio_encoder_within_phases``): the encoder's forward time summed over all
+phases above (the backward through it is not included).
 Writes ``bench/results/grpo_step-<shape>-<machine>.json``.
 """
 
@@ -58,6 +60,12 @@ class PhaseTimer:
         self.current = defaultdict(float)
 
 
+def _audio_tower(model: Any) -> Any:
+    from data.audio_encoder import _base
+
+    return _base(model).audio_tower
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
@@ -69,6 +77,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--freeze-audio", action="store_true")
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--no-valid-frame-encoder", action="store_true", help="the stock 30 s audio encoder")
+    parser.add_argument("--no-distinct-clips", action="store_true", help="encode every row's clip, not each once")
+    parser.add_argument("--no-shared-prefill", action="store_true", help="prefill each prompt G times, not once")
     parser.add_argument("--merged-lora", action="store_true", help="generate from merged LoRA weights (speed switch)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.machine import machine_info, write_result
     from bench.shapes import random_model, synthetic_benchmark
-    from data.audio_encoder import use_valid_frame_encoder
+    from data.audio_encoder import use_encoder_switches
     from data.mmau import load_mmau
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
@@ -89,15 +99,17 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.lora:
         model = model.float() if not cuda else model  # full fine-tuning keeps fp32 master weights on CPU
     valid_frames = not args.no_valid_frame_encoder
-    use_valid_frame_encoder(model, valid_frames)
+    distinct_clips = not args.no_distinct_clips
+    use_encoder_switches(model, valid_frames=valid_frames, distinct_clips=distinct_clips)
     window = 2.0 if args.shape == "tiny" else 30.0
     tmp = tempfile.TemporaryDirectory()
     bench = load_mmau(synthetic_benchmark(tmp.name, 8, min(args.clip_seconds, window)), version_label="synthetic")
     train = TrainSpec(learning_rate=1e-6, epochs=None, max_steps=args.steps, per_device_batch=1, grad_accum=1,
                       save_every=0, freeze_audio_encoder=args.freeze_audio,
-                      gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames)  # fmt: skip
+                      gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames,
+                      distinct_clip_encoder=distinct_clips)  # fmt: skip
     grpo = GRPOSpec(num_generations=args.generations, max_completion_length=args.completion_tokens,
-                    merged_lora_generation=args.merged_lora)  # fmt: skip
+                    merged_lora_generation=args.merged_lora, shared_prompt_prefill=not args.no_shared_prefill)  # fmt: skip
     exp = dataclasses.replace(get_experiment("grpo-p2"), train=train, grpo=grpo,
                               lora=LoraSpec() if args.lora else None)  # fmt: skip
     if not args.lora and args.shape == "7b":
@@ -117,6 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
     timer.wrap(trainer, "_get_per_token_logps_and_entropies",
                lambda grad: "policy_forward" if grad else "ref_and_old_logps")  # fmt: skip
     timer.wrap(trainer.accelerator, "backward", "backward")
+    encoder_time = PhaseTimer(cuda)  # nested inside the phases above: kept apart so they are not counted twice
+    for m in {id(x): x for x in (trainer.model, trainer.ref_model) if x is not None}.values():
+        encoder = _audio_tower(m)
+        encoder_time.wrap(encoder, "forward", "audio_encoder")
 
     class StepClock(TrainerCallback):
         def on_step_begin(self, *a: Any, **k: Any) -> None:
@@ -128,7 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
             timer.sync()
-            timer.end_step(time.perf_counter() - self.start)
+            total = time.perf_counter() - self.start
+            timer.end_step(total)
+            encoder_time.end_step(total)
 
     trainer.add_callback(StepClock())
     if cuda:
@@ -136,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     trainer.train()
     later = timer.steps[1:] or timer.steps
     phases = sorted({k for s in later for k in s})
+    encoder_later = encoder_time.steps[1:] or encoder_time.steps
     mean = {k: round(sum(s.get(k, 0.0) for s in later) / len(later), 4) for k in phases}
     machine = machine_info()
     result = {
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
         "gradient_checkpointing": args.gradient_checkpointing,
         "valid_frame_encoder": valid_frames,
         "merged_lora_generation": args.merged_lora,
+        "distinct_clip_encoder": distinct_clips,
+        "shared_prompt_prefill": not args.no_shared_prefill,
         "prompts_per_step": 1,
         "generations": args.generations,
         "completion_tokens": args.completion_tokens,
@@ -154,12 +175,15 @@ def main(argv: list[str] | None = None) -> dict:
         "dtype": "bf16 autocast" if cuda else "fp32",
         "steps": [{k: round(v, 4) for k, v in s.items()} for s in timer.steps],
         "mean_after_first_step": mean,
+        "audio_encoder_within_phases": round(sum(s["audio_encoder"] for s in encoder_later) / len(encoder_later), 4),
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
     suffix = ("-lora" if args.lora else "") + ("-merged" if args.merged_lora else "")
     suffix += "" if valid_frames else "-stock-encoder"
+    suffix += "" if distinct_clips else "-every-row-encoded"
+    suffix += "" if not args.no_shared_prefill else "-prefill-per-row"
     write_result(result, f"grpo_step-{args.shape}{suffix}", args.out)
-    print({k: v for k, v in mean.items()}, "peak GB:", result["peak_gpu_memory_gb"])
+    print(mean, "audio encoder:", result["audio_encoder_within_phases"], "peak GB:", result["peak_gpu_memory_gb"])
     tmp.cleanup()
     return result
 

@@ -48,6 +48,8 @@ class TrainSpec:
     bf16: bool | None = None  # None: bf16 on GPU, fp32 on CPU
     # Speed switch: the audio encoder on valid frames only (exact: same loss and gradients; data/audio_encoder.py).
     valid_frame_encoder: bool = True
+    # Speed switch: the audio encoder once per distinct clip of a batch (GRPO's G copies; exact, same file).
+    distinct_clip_encoder: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class GRPOSpec:
     strict_format: bool = False  # True: no whitespace around the tags (the original code's re.fullmatch)
     # Speed switch for LoRA runs: sample from merged adapter weights, base weights restored exactly afterwards.
     merged_lora_generation: bool = False
+    # Speed switch: prefill each distinct prompt once per generation batch instead of G times (same samples).
+    shared_prompt_prefill: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from data.audio_encoder import use_valid_frame_encoder
+from data.audio_encoder import use_encoder_switches
 from data.avqa import load_avqa
 from data.evaluate import DecodingConfig
 from data.mmau import load_mmau
@@ -73,7 +73,9 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     # the base is frozen, so on GPU it is loaded in bf16 (peft keeps the adapters themselves in fp32).
     frozen_bf16 = exp.lora is not None and torch.cuda.is_available()
     model, processor = load_model_and_processor(base, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
-    use_valid_frame_encoder(model, exp.train.valid_frame_encoder)
+    use_encoder_switches(
+        model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
+    )
     bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
     benchmark = test.describe()
     eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from data.audio_encoder import use_valid_frame_encoder
@@ -60,3 +61,79 @@ def test_same_greedy_generation():
         use_valid_frame_encoder(model)
         fast = model.generate(**inputs, max_new_tokens=8, do_sample=False)
     assert torch.equal(ref, fast)
+
+
+def _encoder_batch_sizes(model):
+    sizes = []
+    hook = model.model.audio_tower.conv1.register_forward_hook(lambda m, a, o: sizes.append(o.shape[0]))
+    return sizes, hook
+
+
+def _loss_logits_grads(model, inputs, dtype=torch.float32):
+    labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        out = model(**inputs, labels=labels)
+    out.loss.backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    return out.logits.detach().float(), out.loss.detach().float(), grads
+
+
+def test_distinct_rows_groups_exact_copies_only(monkeypatch):
+    import data.audio_encoder
+    from data.audio_encoder import distinct_rows
+
+    a, b = torch.randn(2, 4, 10)
+    feats = torch.stack([a, a, b, a, b, b])
+    lengths = torch.tensor([10, 10, 10, 10, 10, 7])  # the last row: b's features with another valid length
+    first, inverse = distinct_rows(feats, lengths)
+    assert first.tolist() == [0, 2, 5] and inverse.tolist() == [0, 0, 1, 0, 1, 2]
+    assert torch.equal(feats[first][inverse], feats)
+    # Two different rows whose hashes collide (mocked): the element-wise check keeps them apart.
+    monkeypatch.setattr(data.audio_encoder, "_row_keys", lambda flat: [0] * flat.shape[0])
+    assert distinct_rows(torch.stack([a, b, a]), None)[0].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("valid_frames", [False, True])
+def test_distinct_clips_give_the_same_loss_and_gradients(dtype, valid_frames):
+    """G copies of a clip encoded once: same logits, loss and gradients (audio encoder included) as per-row."""
+    from data.audio_encoder import use_encoder_switches
+
+    model, processor = build_tiny_model(seed=0, words=TEST_WORDS)
+    model.train()
+    clips = _inputs(processor, [0.4, 1.1])
+    rows = torch.tensor([0, 0, 1, 0, 1, 1])  # two prompts' groups, shuffled as TRL shuffles them
+    inputs = {k: v[rows] for k, v in clips.items()}
+    use_encoder_switches(model, valid_frames=valid_frames, distinct_clips=False)
+    ref_logits, ref_loss, ref_grads = _loss_logits_grads(model, inputs, dtype)
+    sizes, hook = _encoder_batch_sizes(model)
+    use_encoder_switches(model, valid_frames=valid_frames, distinct_clips=True)
+    logits, loss, grads = _loss_logits_grads(model, inputs, dtype)
+    hook.remove()
+    assert sizes == [2]  # one encoder pass over the two distinct clips, not six
+    tol = {"atol": 1e-5, "rtol": 1e-4} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    assert torch.allclose(logits, ref_logits, **tol)
+    assert torch.allclose(loss, ref_loss, **tol)
+    assert grads.keys() == ref_grads.keys() and any("audio_tower" in k for k in grads)
+    for k, g in grads.items():
+        scale = ref_grads[k].abs().max().clamp_min(1e-6)
+        assert ((g - ref_grads[k]).abs().max() / scale) < (1e-4 if dtype == torch.float32 else 5e-2), k
+    use_encoder_switches(model, valid_frames=False, distinct_clips=False)
+    assert "_stock_forward" not in model.model.audio_tower.__dict__
+
+
+def test_distinct_clips_are_skipped_when_dropout_is_on():
+    from data.audio_encoder import use_distinct_clip_encoder
+
+    model, processor = build_tiny_model(seed=0, words=TEST_WORDS)
+    model.config.audio_config.dropout = model.model.audio_tower.config.dropout = 0.1
+    inputs = {k: v[[0, 0, 0]] for k, v in _inputs(processor, [0.4]).items()}
+    use_distinct_clip_encoder(model)
+    sizes, hook = _encoder_batch_sizes(model)
+    model.train()
+    model(**inputs)
+    model.eval()
+    model(**inputs)
+    hook.remove()
+    assert sizes == [3, 1]  # copies would differ under dropout in training; in eval mode they are shared

@@ -26,3 +26,4 @@ def test_grpo_step_breaks_the_step_into_phases(tmp_path):
     phases = result["mean_after_first_step"]
     assert {"generation", "policy_forward", "backward", "optimizer", "total"} <= set(phases)
     assert len(result["steps"]) == 2 and "machine" in result
+    assert result["distinct_clip_encoder"] and 0 < result["audio_encoder_within_phases"] < phases["total"]

@@ -128,3 +128,56 @@ def test_clip_ablation_scores_against_old_policy(tiny_dir, smoke_train_items, tm
     seen.clear()
     _trainer(tiny_dir, smoke_train_items, tmp_path / "one", _exp()).train()
     assert seen and not any(seen)  # one pass: the ratio is exactly 1, TRL skips the old log-probs
+
+
+def test_distinct_clip_encoder_scores_groups_like_per_row_encoding(tiny_dir, smoke_train_items, tmp_path):
+    """The log-probabilities of two prompts' groups, and their gradients, with each clip encoded once vs per row."""
+    from data.audio_encoder import use_encoder_switches
+
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
+    paths = [smoke_train_items[i].audio_path for i in (0, 1, 0, 1, 0, 1)]
+    prompts = [trainer.train_dataset[i]["prompt"] for i in (0, 1, 0, 1, 0, 1)]
+    trainer._batch_audio_paths = paths
+    prompt_ids, _, fields = trainer._tokenize_prompts(prompts)
+    width = max(map(len, prompt_ids))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompt_ids])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+    model = trainer.model
+    encoded = []
+    hook = model.model.audio_tower.conv1.register_forward_hook(lambda m, a, o: encoded.append(o.shape[0]))
+
+    def score(distinct: bool):
+        use_encoder_switches(model, valid_frames=True, distinct_clips=distinct)
+        model.zero_grad()
+        trainer._audio = (fields["input_features"], fields["feature_attention_mask"])
+        logps = trainer._get_per_token_logps_and_entropies(model, ids, mask, 5)[0]
+        logps.sum().backward()
+        return logps.detach(), {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    ref_logps, ref_grads = score(False)
+    logps, grads = score(True)
+    hook.remove()
+    assert encoded == [6, 2]
+    assert torch.allclose(logps, ref_logps, atol=1e-5)
+    assert grads.keys() == ref_grads.keys() and any("audio_tower" in k for k in grads)
+    assert all(torch.allclose(grads[k], ref_grads[k], atol=1e-6, rtol=1e-4) for k in grads)
+
+
+def test_generation_prefills_each_prompt_once(tiny_dir, smoke_train_items, tmp_path, monkeypatch):
+    import trainers.group_prefill
+
+    seen = []
+    original = trainers.group_prefill.distinct_prompts
+
+    def spy(*args, **kwargs):
+        first, inverse = original(*args, **kwargs)
+        seen.append((len(inverse), len(first)))
+        return first, inverse
+
+    monkeypatch.setattr(trainers.group_prefill, "distinct_prompts", spy)
+    exp = _exp()
+    assert exp.grpo.shared_prompt_prefill  # on by default
+    _trainer(tiny_dir, smoke_train_items, tmp_path, dataclasses.replace(exp, train=dataclasses.replace(
+        exp.train, max_steps=1))).train()  # fmt: skip
+    # One generation batch: 2 prompts x 2 accumulation steps, G=4 rows each.
+    assert seen == [(16, 4)]

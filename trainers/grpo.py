@@ -13,12 +13,17 @@ distributed machinery:
   raises instead of quietly scoring text only;
 - the ``<|AUDIO|>`` placeholder token is suppressed during sampling (a sampled one would not match any features).
 
+Speed switches (each exact, each tested against the plain path): each distinct prompt prefilled once per generation
+batch (``trainers/group_prefill.py``), each distinct clip encoded once per pass (``data/audio_encoder.py``), and
+for LoRA, sampling from merged adapter weights (``trainers/lora_generation.py``).
+
 The dataset rows carry ``prompt`` (the chat-rendered prompt text with one ``<|AUDIO|>``), ``audio_path``,
 ``answer`` and ``choices`` (for the rewards).
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -56,6 +61,7 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
                 del config.image_token_id  # keep saved checkpoints' config.json clean
         self.audio_channel = audio_channel
         self.merged_lora_generation = False  # speed switch, see trainers/lora_generation.py
+        self.shared_prompt_prefill = False  # speed switch, see trainers/group_prefill.py
         self._window = audio_window_seconds(processing_class)
         self._batch_audio_paths: list[str] | None = None
         self._audio: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -99,11 +105,15 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
         return prompt_ids, None, {"input_features": features, "feature_attention_mask": feature_mask}
 
     def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.merged_lora_generation:
-            return super()._generate_single_turn(*args, **kwargs)
+        from trainers.group_prefill import shared_prefill
         from trainers.lora_generation import merged_lora
 
-        with merged_lora(self.accelerator.unwrap_model(self.model)):
+        model = self.accelerator.unwrap_model(self.model)
+        with contextlib.ExitStack() as switches:
+            if self.merged_lora_generation:
+                switches.enter_context(merged_lora(model))
+            if self.shared_prompt_prefill:
+                switches.enter_context(shared_prefill(model))
             return super()._generate_single_turn(*args, **kwargs)
 
     # -- scoring: every log-probability pass gets the audio ---------------------------------------------------------
@@ -256,8 +266,10 @@ def build_grpo_trainer(
     )
     trainer.schedule_steps = exp.train.schedule_steps
     trainer.merged_lora_generation = exp.lora is not None and exp.grpo.merged_lora_generation
-    if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switch
-        from data.audio_encoder import use_valid_frame_encoder
+    trainer.shared_prompt_prefill = exp.grpo.shared_prompt_prefill
+    if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switches
+        from data.audio_encoder import use_encoder_switches
 
-        use_valid_frame_encoder(trainer.ref_model, exp.train.valid_frame_encoder)
+        use_encoder_switches(trainer.ref_model, valid_frames=exp.train.valid_frame_encoder,
+                             distinct_clips=exp.train.distinct_clip_encoder)  # fmt: skip
     return trainer

@@ -1,0 +1,115 @@
+"""Speed switch: prefill each distinct prompt of a GRPO generation batch once, not once per completion.
+
+TRL samples the G completions of a prompt from G copies of it, so ``generate`` prefills the same prompt (text and
+audio, about 850 tokens for a 10 s clip) G times. Here the distinct prompts are run once, without their last token,
+through the model with a cache; the cache is gathered back to every row, and ``generate`` is called with it, so it
+only feeds the last prompt token and then samples exactly as before (same logits processors, same random draws).
+Measured before this switch (notes section 8): prefill 0.14 s for 8 rows against 0.04 s for one, on an H200.
+
+    from trainers.group_prefill import shared_prefill
+    with shared_prefill(model):      # model.generate prefills each distinct prompt once inside the block
+        model.generate(**inputs)
+
+Falls back to plain ``generate`` where sharing does not apply: no repeated prompt, right padding, a static cache.
+``tests/test_group_prefill.py`` checks the same greedy and sampled tokens as plain generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from data.audio_encoder import _base, distinct_rows
+
+
+def distinct_prompts(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    input_features: torch.Tensor | None = None,
+    feature_attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(first, inverse)`` over rows equal in tokens, padding and audio (see ``data.audio_encoder.distinct_rows``)."""
+    if input_features is not None:
+        lengths = None if feature_attention_mask is None else feature_attention_mask.sum(-1)
+        _, audio_group = distinct_rows(input_features, lengths)
+        audio = audio_group.tolist()
+    else:
+        audio = [0] * input_ids.shape[0]
+    tokens = input_ids.masked_fill(attention_mask == 0, -1).tolist()
+    position: dict[tuple, int] = {}
+    first: list[int] = []
+    inverse: list[int] = []
+    for row, key in enumerate(zip(map(tuple, tokens), audio, strict=True)):
+        if key not in position:
+            position[key] = len(first)
+            first.append(row)
+        inverse.append(position[key])
+    return torch.tensor(first, device=input_ids.device), torch.tensor(inverse, device=input_ids.device)
+
+
+@torch.no_grad()
+def generate_with_shared_prefill(
+    generate: Callable[..., Any],
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    generation_config: Any = None,
+    **kwargs: Any,
+) -> Any:
+    """``generate(...)`` with each distinct prompt prefilled once (same arguments, same result)."""
+    plain = lambda: generate(input_ids=input_ids, attention_mask=attention_mask,  # noqa: E731
+                             generation_config=generation_config, **kwargs)  # fmt: skip
+    config = generation_config or model.generation_config
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    audio_token = getattr(_base(model).config, "audio_token_id", None)
+    if (
+        input_ids.shape[0] < 2
+        or input_ids.shape[1] < 2
+        or getattr(config, "cache_implementation", None) is not None
+        or kwargs.get("past_key_values") is not None
+        or not bool(attention_mask[:, -1].all())  # right padding: the last column is not a real token everywhere
+        or bool((input_ids[:, -1] == audio_token).any())  # the audio must lie in the prefilled part
+    ):
+        return plain()
+    features, feature_mask = kwargs.pop("input_features", None), kwargs.pop("feature_attention_mask", None)
+    first, inverse = distinct_prompts(input_ids, attention_mask, features, feature_mask)
+    if len(first) == input_ids.shape[0]:
+        kwargs.update(input_features=features, feature_attention_mask=feature_mask)
+        return plain()
+    prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
+    # generate() derives positions from the attention mask the same way: left padding keeps real tokens at 0, 1, ...
+    positions = (prefix_mask.long().cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
+    audio = (
+        {} if features is None else {"input_features": features[first], "feature_attention_mask": feature_mask[first]}
+    )
+    # The inner model (no LM head): only the cache is needed, not logits over the whole prompt.
+    out = _base(model)(
+        input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True, **audio
+    )
+    cache = out.past_key_values
+    cache.batch_select_indices(inverse)
+    return generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config,
+                    past_key_values=cache, **kwargs)  # fmt: skip
+
+
+@contextlib.contextmanager
+def shared_prefill(model: Any) -> Iterator[Any]:
+    """Within the block, ``model.generate`` prefills each distinct prompt once (this instance only)."""
+    original = model.generate
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        if args:  # input_ids given positionally
+            kwargs["input_ids"], args = args[0], args[1:]
+        if args or "input_ids" not in kwargs:
+            return original(*args, **kwargs)
+        return generate_with_shared_prefill(original, model, **kwargs)
+
+    model.generate = generate
+    try:
+        yield model
+    finally:
+        del model.generate  # the instance attribute: the class's method shows through again
