@@ -71,8 +71,10 @@ class GRPOSpec:
     strict_format: bool = False  # True: no whitespace around the tags (the original code's re.fullmatch)
     # Speed switch for LoRA runs: sample from merged adapter weights, base weights restored exactly afterwards.
     merged_lora_generation: bool = False
-    # Speed switch: prefill each distinct prompt once per generation batch instead of G times (same samples).
+    # Speed switches (trainers/group_prefill.py): each distinct prompt run once instead of G times, when sampling
+    # (same samples) and in the log-probability passes (same log-probabilities and gradients).
     shared_prompt_prefill: bool = True
+    shared_prompt_scoring: bool = True
 
 
 @dataclass(frozen=True)

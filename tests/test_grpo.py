@@ -135,6 +135,7 @@ def test_distinct_clip_encoder_scores_groups_like_per_row_encoding(tiny_dir, smo
     from data.audio_encoder import use_encoder_switches
 
     trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
+    trainer.shared_prompt_scoring = False  # which would run each prompt, so each clip, once anyway
     paths = [smoke_train_items[i].audio_path for i in (0, 1, 0, 1, 0, 1)]
     prompts = [trainer.train_dataset[i]["prompt"] for i in (0, 1, 0, 1, 0, 1)]
     trainer._batch_audio_paths = paths
@@ -176,8 +177,73 @@ def test_generation_prefills_each_prompt_once(tiny_dir, smoke_train_items, tmp_p
 
     monkeypatch.setattr(trainers.group_prefill, "distinct_prompts", spy)
     exp = _exp()
-    assert exp.grpo.shared_prompt_prefill  # on by default
-    _trainer(tiny_dir, smoke_train_items, tmp_path, dataclasses.replace(exp, train=dataclasses.replace(
-        exp.train, max_steps=1))).train()  # fmt: skip
+    assert exp.grpo.shared_prompt_prefill and exp.grpo.shared_prompt_scoring  # on by default
+    exp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, max_steps=1),
+                              grpo=dataclasses.replace(exp.grpo, shared_prompt_scoring=False))  # fmt: skip
+    _trainer(tiny_dir, smoke_train_items, tmp_path, exp).train()
     # One generation batch: 2 prompts x 2 accumulation steps, G=4 rows each.
     assert seen == [(16, 4)]
+
+
+def _scoring_batch(trainer, items, order=(0, 1, 0, 1, 0, 1), completion=5):
+    """Prompt + completion rows as TRL scores them: prompts left-padded, completions right-padded."""
+    trainer._batch_audio_paths = [items[i].audio_path for i in order]
+    prompt_ids, _, fields = trainer._tokenize_prompts([trainer.train_dataset[i]["prompt"] for i in order])
+    width = max(map(len, prompt_ids))
+    gen = torch.Generator().manual_seed(0)
+    ids, mask = [], []
+    for r, p in enumerate(prompt_ids):
+        done = completion - (r % 3)  # completions of different lengths: the ends are padding
+        tokens = torch.randint(5, 100, (completion,), generator=gen).tolist()
+        ids.append([0] * (width - len(p)) + p + tokens)
+        mask.append([0] * (width - len(p)) + [1] * len(p) + [1] * done + [0] * (completion - done))
+    return torch.tensor(ids), torch.tensor(mask), fields
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_shared_prompt_scoring_gives_the_plain_log_probs_and_gradients(lora, tiny_dir, smoke_train_items, tmp_path):
+    exp = dataclasses.replace(_exp(), lora=LoraSpec(dropout=0.0) if lora else None)
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, exp)
+    ids, mask, fields = _scoring_batch(trainer, smoke_train_items)
+    model = trainer.model
+    seen = []
+    hook = model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.append(tuple(a[0].shape)))
+
+    def score(shared: bool):
+        trainer.shared_prompt_scoring = shared
+        model.zero_grad()
+        trainer._audio = (fields["input_features"], fields["feature_attention_mask"])
+        logps, entropy, _ = trainer._get_per_token_logps_and_entropies(model, ids, mask, 5, compute_entropy=True)
+        (logps * mask[:, -5:]).sum().backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        return logps.detach(), entropy.detach(), grads
+
+    ref = score(False)
+    seen.clear()
+    shared = score(True)
+    hook.remove()
+    assert seen == [(2, ids.shape[1] - 6), (6, 6)]  # 2 distinct prompts once, then last prompt token + completion
+    valid = mask[:, -5:].bool()
+    assert torch.allclose(shared[0][valid], ref[0][valid], atol=1e-5)
+    assert torch.allclose(shared[1][valid], ref[1][valid], atol=1e-5)
+    assert shared[2].keys() == ref[2].keys() and shared[2]
+    assert any("audio_tower" in k for k in ref[2]) != lora  # full: the encoder learns; LoRA: adapters only
+    for k, g in shared[2].items():
+        assert torch.allclose(g, ref[2][k], atol=1e-6, rtol=1e-4), k
+
+
+def test_shared_prompt_scoring_stands_aside_under_dropout(tiny_dir, smoke_train_items, tmp_path):
+    from trainers.group_prefill import has_active_dropout
+
+    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, dataclasses.replace(_exp(), lora=LoraSpec()))
+    ids, mask, fields = _scoring_batch(trainer, smoke_train_items)
+    assert trainer.shared_prompt_scoring and trainer.model.training and has_active_dropout(trainer.model)
+    seen = []
+    hook = trainer.model.get_input_embeddings().register_forward_hook(lambda m, a, o: seen.append(a[0].shape[0]))
+    trainer._audio = (fields["input_features"], fields["feature_attention_mask"])
+    trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)
+    trainer.model.eval()
+    assert not has_active_dropout(trainer.model)
+    trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, 5)
+    hook.remove()
+    assert seen == [6, 2, 6]  # training with LoRA dropout: plain pass; eval mode: shared prompts

@@ -1,17 +1,28 @@
-"""Speed switch: prefill each distinct prompt of a GRPO generation batch once, not once per completion.
+"""Speed switches: run each distinct prompt of a GRPO batch once, not once per completion, when sampling and when
+scoring.
 
-TRL samples the G completions of a prompt from G copies of it, so ``generate`` prefills the same prompt (text and
-audio, about 850 tokens for a 10 s clip) G times. Here the distinct prompts are run once, without their last token,
-through the model with a cache; the cache is gathered back to every row, and ``generate`` is called with it, so it
-only feeds the last prompt token and then samples exactly as before (same logits processors, same random draws).
-Measured before this switch (notes section 8): prefill 0.14 s for 8 rows against 0.04 s for one, on an H200.
+TRL samples the G completions of a prompt from G copies of it, and scores them (old, reference and policy
+log-probabilities) on G copies too, so the same prompt (text and audio, about 850 tokens for a 10 s clip, against
+16 to 512 completion tokens) goes through the model G times in each pass. Here the distinct prompts run once,
+without their last token, through the model with a cache; the cache is gathered back to every row (an indexing
+step, so gradients from all G rows flow back into the one prompt computation), and the rest runs on top of it:
+
+- **sampling** (``shared_prefill``): ``generate`` gets the cache, feeds only the last prompt token and samples exactly
+  as before (same logits processors, same random draws). Measured before this switch (notes section 8): prefill
+  0.14 s for 8 rows against 0.04 s for one, on an H200.
+- **scoring** (``shared_prefix_logps``): the last prompt token and the completion go through TRL's fused LM head on
+  top of the cache, with the positions the plain pass uses, so log-probabilities, entropies and gradients are the
+  plain pass's.
 
     from trainers.group_prefill import shared_prefill
     with shared_prefill(model):      # model.generate prefills each distinct prompt once inside the block
         model.generate(**inputs)
 
-Falls back to plain ``generate`` where sharing does not apply: no repeated prompt, right padding, a static cache.
-``tests/test_group_prefill.py`` checks the same greedy and sampled tokens as plain generation.
+Both fall back to the plain path where sharing does not apply: no repeated prompt, right padding, a static cache,
+gradient checkpointing (which turns the cache off), and for scoring, dropout in training mode (LoRA's default
+0.05 included: G copies of a prompt each draw their own dropout mask, one shared prompt would draw one; set
+``--set lora.dropout=0`` to share). ``tests/test_group_prefill.py`` checks the same scores, sampled
+tokens, log-probabilities and gradients as the plain path.
 """
 
 from __future__ import annotations
@@ -94,6 +105,62 @@ def generate_with_shared_prefill(
     cache.batch_select_indices(inverse)
     return generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config,
                     past_key_values=cache, **kwargs)  # fmt: skip
+
+
+def has_active_dropout(model: Any) -> bool:
+    """Whether a forward of ``model`` is stochastic (training mode with a dropout above 0, LoRA's included)."""
+    if not model.training:
+        return False
+    text = _base(model).config.get_text_config()
+    if getattr(text, "attention_dropout", 0) > 0:
+        return True
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 and m.training for m in model.modules())
+
+
+def shared_prefix_logps(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    logits_to_keep: int,
+    input_features: torch.Tensor,
+    feature_attention_mask: torch.Tensor,
+    *,
+    compute_entropy: bool = False,
+    unwrapped: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """Per-token log-probabilities (and entropies) of the last ``logits_to_keep`` tokens, as TRL's scoring pass
+    computes them (``model(..., labels=..., fused_lm_head=True)``), with each distinct prompt run once; ``None``
+    where sharing does not apply (the caller then runs the plain pass).
+
+    ``model`` is what TRL passes (possibly a DDP or DeepSpeed wrapper: the completion part runs through it, so the
+    wrapper sees one forward per backward); ``unwrapped`` is the bare model, through which the prompts run.
+    """
+    unwrapped = unwrapped if unwrapped is not None else model
+    split = input_ids.shape[1] - logits_to_keep - 1  # the prompt without its last token
+    base = _base(unwrapped)
+    if (
+        split < 1
+        or input_ids.shape[0] < 2
+        or getattr(base.language_model, "gradient_checkpointing", False)
+        or has_active_dropout(unwrapped)  # G copies would each draw their own mask; one shared prompt would not
+    ):
+        return None
+    first, inverse = distinct_prompts(input_ids[:, :split], attention_mask[:, :split], input_features,
+                                      feature_attention_mask)  # fmt: skip
+    if len(first) == input_ids.shape[0]:
+        return None
+    # No position ids are passed, as in the plain pass: positions run 0..width-1 over the padded rows (RoPE only sees
+    # differences, so this is the plain pass's arithmetic), and the completion part continues after the cache.
+    prefix = base(input_ids=input_ids[first, :split], attention_mask=attention_mask[first, :split],
+                  input_features=input_features[first], feature_attention_mask=feature_attention_mask[first],
+                  use_cache=True)  # fmt: skip
+    cache = prefix.past_key_values
+    cache.batch_select_indices(inverse)
+    ids = input_ids[:, split:]
+    labels = ids.masked_fill(attention_mask[:, split:] == 0, -100)
+    out = model(input_ids=ids, attention_mask=attention_mask, past_key_values=cache, labels=labels, fused_lm_head=True)
+    logps = out.log_probs[:, -logits_to_keep:]
+    return logps, (out.entropy[:, -logits_to_keep:] if compute_entropy else None)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from trl import GRPOConfig, GRPOTrainer
 from data.audio import load_audio
 from data.features import featurize
 from data.models import audio_window_seconds
+from trainers.group_prefill import shared_prefix_logps
 
 
 class ScheduleStepsMixin:
@@ -61,7 +62,8 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
                 del config.image_token_id  # keep saved checkpoints' config.json clean
         self.audio_channel = audio_channel
         self.merged_lora_generation = False  # speed switch, see trainers/lora_generation.py
-        self.shared_prompt_prefill = False  # speed switch, see trainers/group_prefill.py
+        self.shared_prompt_prefill = False  # speed switches, see trainers/group_prefill.py
+        self.shared_prompt_scoring = False
         self._window = audio_window_seconds(processing_class)
         self._batch_audio_paths: list[str] | None = None
         self._audio: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -147,6 +149,17 @@ class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
         for start in range(0, input_ids.size(0), batch_size):
             end = min(start + batch_size, input_ids.size(0))
             ids, mask = input_ids[start:end], attention_mask[start:end]
+            if self.shared_prompt_scoring:
+                with self.accelerator.autocast():
+                    shared = shared_prefix_logps(
+                        model, ids, mask, logits_to_keep, features[start:end], feature_mask[start:end],
+                        compute_entropy=compute_entropy, unwrapped=self.accelerator.unwrap_model(model),
+                    )  # fmt: skip
+                if shared is not None:
+                    logps.append(shared[0])
+                    if compute_entropy:
+                        entropies.append(shared[1])
+                    continue
             labels = ids.masked_fill(mask == 0, -100)
             labels[:, :-logits_to_keep] = -100  # only completion tokens are scored
             with self.accelerator.autocast():
@@ -267,6 +280,7 @@ def build_grpo_trainer(
     trainer.schedule_steps = exp.train.schedule_steps
     trainer.merged_lora_generation = exp.lora is not None and exp.grpo.merged_lora_generation
     trainer.shared_prompt_prefill = exp.grpo.shared_prompt_prefill
+    trainer.shared_prompt_scoring = exp.grpo.shared_prompt_scoring
     if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switches
         from data.audio_encoder import use_encoder_switches
 
