@@ -28,7 +28,7 @@ def _generate(model, inputs, shared, **kw):
         lambda m, a, o: prefill_rows.append(tuple(a[0].shape)) if a[0].shape[1] > 1 else None
     )
     torch.manual_seed(0)
-    with torch.no_grad(), (shared_prefill(model) if shared else torch.enable_grad()):
+    with torch.no_grad(), shared_prefill(model) if shared else torch.enable_grad():
         out = model.generate(**inputs, max_new_tokens=6, output_scores=True, return_dict_in_generate=True, **kw)
     hook.remove()
     return out.sequences, torch.stack(out.scores), prefill_rows
