@@ -8,6 +8,7 @@ STAMP := $(VENV)/.stamp-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-1
 PROFILE ?= toy
 SEEDS ?= 0
 EXP ?= direct
+DEEPSPEED_VERSION := 0.19.8
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml
 	@# torch is unpinned in pyproject; take the CPU build from local disk unless some torch is already there.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	@# DeepSpeed builds from source and imports torch while building: build it against the torch just installed.
+	$(PY) -m pip install -q wheel
+	DS_BUILD_OPS=0 $(PY) -m pip install -q --no-build-isolation deepspeed==$(DEEPSPEED_VERSION)
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
 

@@ -47,6 +47,45 @@ def init_from_environment() -> None:
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _dist() is None:
+        import torch
         from accelerate import PartialState
 
+        if not torch.cuda.is_available():
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator (gloo without oneCCL)
+            allow_cpu_sharding()
         PartialState()  # initialises torch.distributed with the launcher's settings (gloo on CPU, nccl on GPU)
+
+
+def allow_cpu_sharding() -> None:
+    """Make accelerate treat torchrun-launched CPU processes as distributed (gloo), with FSDP when configured.
+
+    accelerate 1.15 gives such a process DistributedType.NO (the Trainer then trains a full replica on all the data
+    in every process) and applies FSDP only on top of the GPU-like types. Idempotent.
+    """
+    import os
+
+    import accelerate.state as state
+    from accelerate.utils import DistributedType
+
+    if getattr(state, "_r1aqa_cpu_sharding", False):
+        return
+    prepare = state.PartialState._prepare_backend
+
+    def _prepare_backend(self, cpu=False, sagemaker_dp=False, backend=None):
+        backend, kind = prepare(self, cpu, sagemaker_dp, backend)
+        if kind == DistributedType.NO and int(os.environ.get("LOCAL_RANK", -1)) != -1:
+            backend, kind = "gloo", DistributedType.MULTI_CPU
+        return backend, kind
+
+    init = state.AcceleratorState.__init__
+
+    def __init__(self, *args, fsdp_plugin=None, **kwargs):
+        init(self, *args, fsdp_plugin=fsdp_plugin, **kwargs)
+        if self.distributed_type == DistributedType.MULTI_CPU and os.environ.get("ACCELERATE_USE_FSDP") == "true":
+            self.distributed_type = DistributedType.FSDP
+            if fsdp_plugin is not None:
+                self.fsdp_plugin = fsdp_plugin
+
+    state.PartialState._prepare_backend = _prepare_backend
+    state.AcceleratorState.__init__ = __init__
+    state._r1aqa_cpu_sharding = True

@@ -197,7 +197,7 @@ def generate_batch(model: Any, processor: Any, batch: PreparedBatch, gen_kwargs:
     import torch
 
     inputs = to_device(batch.inputs, model)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: ZeRO-3 keeps gathered params, which must stay usable by autograd
         out = model.generate(**inputs, **gen_kwargs)
     new_tokens = out[:, inputs["input_ids"].shape[1] :]
     return processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -301,6 +301,9 @@ def evaluate(
         ordered = plan_batches(todo, processor, prompt_id, len(todo))[0]
         todo = ordered[rank::size]
     batches = plan_batches(todo, processor, prompt_id, decoding.batch_size) if todo else []
+    # A sharded model (FSDP, ZeRO-3) runs collectives in every forward: every process must call generate equally
+    # often, so a process with fewer batches repeats one at the end and discards the output.
+    spare = max(gather_objects(len(batches))) - len(batches) if size > 1 else 0
     gen_kwargs = generation_kwargs(model, processor, decoding.max_new_tokens, static_cache=decoding.static_cache)
     use_valid_frame_encoder(model, decoding.valid_frame_encoder)
 
@@ -333,6 +336,8 @@ def evaluate(
             bar.update(len(rows) * size)
             if log_every_batch:
                 log_every_batch(len(done), len(items))
+        for _ in range(spare):  # see above: the same number of generate calls on every process
+            generate_batch(model, processor, make(batches[0] if batches else list(items[:1])), gen_kwargs)
     bar.close()
     if size > 1:  # every process ends with every row and the whole audio count; each item was generated once
         gathered = gather_objects((new_rows, stats))

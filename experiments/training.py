@@ -115,9 +115,27 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
         for name in ("predictions.json", "metrics.json"):
             shutil.copyfile(final_dir / "test" / name, out / name)
         if exp.lora is not None and exp.lora.save_merged:
-            merged = trainer.model.merge_and_unload()
-            merged.save_pretrained(out / "merged", safe_serialization=True)
-            processor.save_pretrained(out / "merged")
+            # Merge from the saved adapters, not the live model: under FSDP/ZeRO-3 its weights are sharded.
+            from data.distributed import barrier, is_main
+
+            src = out / f"checkpoint-{step}"
+            if not (src / "adapter_config.json").exists():  # no checkpoint at the last step: save the adapters now
+                src = out / "final_adapters"
+                trainer.save_model(str(src))  # every process takes part (sharded weights are gathered)
+            ds_plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+            if ds_plugin is not None:  # a plain load on one process: no ZeRO-3 partitioning (it would wait for all)
+                from transformers.integrations import unset_hf_deepspeed_config
+
+                unset_hf_deepspeed_config()
+            try:
+                if is_main():
+                    merged, _ = load_model_and_processor(src, dtype=torch.float32, device="cpu")
+                    merged.save_pretrained(out / "merged", safe_serialization=True)
+                    processor.save_pretrained(out / "merged")
+            finally:
+                if ds_plugin is not None:
+                    ds_plugin.set_deepspeed_weakref()
+            barrier()
         summary = {"final/step": step, "benchmark_version": test.version}
         for name in ("test", "val"):
             summary.update({"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row(name, final[name]).items()})

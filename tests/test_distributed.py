@@ -53,6 +53,10 @@ def test_training_runs_under_two_processes(name, caches, tmp_path):
     evals = [json.loads(x) for x in (out / "checkpoint_evals.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evals] == [0, 2, 4, 4]  # recorded once per checkpoint, not once per process
     assert (out / "checkpoint-4").exists() and (out / "metrics.json").exists()
+    # Data parallel: after 4 steps of 4 items (SFT: batch 4; GRPO: 2 prompts x accumulation 2) per process, the two
+    # processes have seen 32 of the 120 training items, not 16 each of the same ones.
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["epoch"] == pytest.approx(2 * 4 * 4 / 120)
     runs = read_offline_runs(tmp_path / "w").runs
     assert len(runs) == 1 and runs.iloc[0]["state"] == "finished"
 

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from transformers.integrations.fsdp import is_fsdp_managed_module
 
 from data.audio_encoder import _base, distinct_rows
 
@@ -97,9 +98,15 @@ def generate_with_shared_prefill(
     audio = (
         {} if features is None else {"input_features": features[first], "feature_attention_mask": feature_mask[first]}
     )
-    # The inner model (no LM head): only the cache is needed, not logits over the whole prompt.
-    out = _base(model)(
-        input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, use_cache=True, **audio
+    # The whole model, with logits of one position only (the cache is what is needed): FSDP gathers the root's
+    # weights, and ZeRO-3 every weight, only through the whole model's forward.
+    out = model(
+        input_ids=prefix_ids,
+        attention_mask=prefix_mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+        **audio,
     )
     cache = out.past_key_values
     cache.batch_select_indices(inverse)
@@ -143,6 +150,9 @@ def shared_prefix_logps(
         or input_ids.shape[0] < 2
         or getattr(base.language_model, "gradient_checkpointing", False)
         or has_active_dropout(unwrapped)  # G copies would each draw their own mask; one shared prompt would not
+        # FSDP gathers the root's weights only in the whole model's forward, and frees them before a second
+        # forward's backward: the prompt pass cannot run separately.
+        or is_fsdp_managed_module(unwrapped)
     ):
         return None
     first, inverse = distinct_prompts(input_ids[:, :split], attention_mask[:, :split], input_features,
@@ -151,9 +161,10 @@ def shared_prefix_logps(
         return None
     # No position ids are passed, as in the plain pass: positions run 0..width-1 over the padded rows (RoPE only sees
     # differences, so this is the plain pass's arithmetic), and the completion part continues after the cache.
-    prefix = base(input_ids=input_ids[first, :split], attention_mask=attention_mask[first, :split],
-                  input_features=input_features[first], feature_attention_mask=feature_attention_mask[first],
-                  use_cache=True)  # fmt: skip
+    # Through the whole model (logits of one position only), so that ZeRO-3's hooks gather every weight it reads.
+    prefix = unwrapped(input_ids=input_ids[first, :split], attention_mask=attention_mask[first, :split],
+                       input_features=input_features[first], feature_attention_mask=feature_attention_mask[first],
+                       use_cache=True, logits_to_keep=1)  # fmt: skip
     cache = prefix.past_key_values
     cache.batch_select_indices(inverse)
     ids = input_ids[:, split:]
