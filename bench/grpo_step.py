@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-valid-frame-encoder", action="store_true", help="the stock 30 s audio encoder")
     parser.add_argument("--no-distinct-clips", action="store_true", help="encode every row's clip, not each once")
     parser.add_argument("--no-shared-prefill", action="store_true", help="prefill each prompt G times, not once")
+    parser.add_argument("--no-shared-scoring", action="store_true", help="score each row's prompt, not each once")
+    parser.add_argument("--lora-dropout", type=float, default=0.05, help="(shared scoring stands aside above 0)")
     parser.add_argument("--merged-lora", action="store_true", help="generate from merged LoRA weights (speed switch)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -109,9 +111,10 @@ def main(argv: list[str] | None = None) -> dict:
                       gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames,
                       distinct_clip_encoder=distinct_clips)  # fmt: skip
     grpo = GRPOSpec(num_generations=args.generations, max_completion_length=args.completion_tokens,
-                    merged_lora_generation=args.merged_lora, shared_prompt_prefill=not args.no_shared_prefill)  # fmt: skip
+                    merged_lora_generation=args.merged_lora, shared_prompt_prefill=not args.no_shared_prefill,
+                    shared_prompt_scoring=not args.no_shared_scoring)  # fmt: skip
     exp = dataclasses.replace(get_experiment("grpo-p2"), train=train, grpo=grpo,
-                              lora=LoraSpec() if args.lora else None)  # fmt: skip
+                              lora=LoraSpec(dropout=args.lora_dropout) if args.lora else None)  # fmt: skip
     if not args.lora and args.shape == "7b":
         raise SystemExit("full fine-tuning of the 7B shape does not fit one GPU: use --lora (or --freeze-audio)")
     # The reference of a full fine-tune is reloaded from disk by TRL: save the random model first.
@@ -168,6 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
         "merged_lora_generation": args.merged_lora,
         "distinct_clip_encoder": distinct_clips,
         "shared_prompt_prefill": not args.no_shared_prefill,
+        "shared_prompt_scoring": not args.no_shared_scoring,
+        "lora_dropout": args.lora_dropout if args.lora else None,
         "prompts_per_step": 1,
         "generations": args.generations,
         "completion_tokens": args.completion_tokens,
@@ -182,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     suffix += "" if valid_frames else "-stock-encoder"
     suffix += "" if distinct_clips else "-every-row-encoded"
     suffix += "" if not args.no_shared_prefill else "-prefill-per-row"
+    suffix += "" if not args.no_shared_scoring else "-scoring-per-row"
     write_result(result, f"grpo_step-{args.shape}{suffix}", args.out)
     print(mean, "audio encoder:", result["audio_encoder_within_phases"], "peak GB:", result["peak_gpu_memory_gb"])
     tmp.cleanup()

@@ -27,3 +27,14 @@ def test_grpo_step_breaks_the_step_into_phases(tmp_path):
     assert {"generation", "policy_forward", "backward", "optimizer", "total"} <= set(phases)
     assert len(result["steps"]) == 2 and "machine" in result
     assert result["distinct_clip_encoder"] and 0 < result["audio_encoder_within_phases"] < phases["total"]
+
+
+def test_grpo_switches_compares_configurations_in_one_result(tmp_path):
+    from bench.grpo_switches import main
+
+    main(["--steps", "2", "--repeats", "1", "--only", "all_on", "all_off", "--out", str(tmp_path / "s.json")])
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert set(result["configurations"]) == {"all_on", "all_off"} and "machine" in result
+    assert all(c["median_seconds"]["total"] > 0 for c in result["configurations"].values())
+    assert result["configurations"]["all_off"]["flags"] == ["--no-shared-prefill", "--no-shared-scoring",
+                                                            "--no-distinct-clips"]  # fmt: skip
