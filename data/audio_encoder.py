@@ -54,6 +54,20 @@ def _row_keys(flat: torch.Tensor) -> list[int]:
     return (bits * weights).sum(1).tolist()
 
 
+def group_rows(keys: list, device: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(first, inverse)`` for rows with hashable ``keys``: the first row of each distinct key, in order of first
+    appearance, and each row's position in ``first``."""
+    position: dict[Any, int] = {}
+    first: list[int] = []
+    inverse: list[int] = []
+    for row, key in enumerate(keys):
+        if key not in position:
+            position[key] = len(first)
+            first.append(row)
+        inverse.append(position[key])
+    return torch.tensor(first, device=device), torch.tensor(inverse, device=device)
+
+
 def distinct_rows(features: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(first, inverse)``: the index of one representative per distinct row and, for every row, its
     representative's position in ``first`` (so ``features[first][inverse]`` equals ``features``).
@@ -63,19 +77,9 @@ def distinct_rows(features: torch.Tensor, lengths: torch.Tensor | None) -> tuple
     """
     n = features.shape[0]
     flat = features.reshape(n, -1)
-    keys = _row_keys(flat)
     valid = lengths.tolist() if lengths is not None else [0] * n
-    position: dict[tuple[int, int], int] = {}
-    first: list[int] = []
-    inverse: list[int] = []
-    for row, key in enumerate(zip(keys, valid, strict=True)):
-        if key not in position:
-            position[key] = len(first)
-            first.append(row)
-        inverse.append(position[key])
-    first_t = torch.tensor(first, device=features.device)
-    inverse_t = torch.tensor(inverse, device=features.device)
-    if len(first) < n and not torch.equal(flat, flat[first_t][inverse_t]):
+    first_t, inverse_t = group_rows(list(zip(_row_keys(flat), valid, strict=True)), features.device)
+    if len(first_t) < n and not torch.equal(flat, flat[first_t][inverse_t]):
         every = torch.arange(n, device=features.device)
         return every, every
     return first_t, inverse_t

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from transformers.integrations.fsdp import is_fsdp_managed_module
 
-from data.audio_encoder import _base, distinct_rows
+from data.audio_encoder import _base, distinct_rows, group_rows
 
 
 def distinct_prompts(
@@ -51,15 +51,7 @@ def distinct_prompts(
     else:
         audio = [0] * input_ids.shape[0]
     tokens = input_ids.masked_fill(attention_mask == 0, -1).tolist()
-    position: dict[tuple, int] = {}
-    first: list[int] = []
-    inverse: list[int] = []
-    for row, key in enumerate(zip(map(tuple, tokens), audio, strict=True)):
-        if key not in position:
-            position[key] = len(first)
-            first.append(row)
-        inverse.append(position[key])
-    return torch.tensor(first, device=input_ids.device), torch.tensor(inverse, device=input_ids.device)
+    return group_rows(list(zip(map(tuple, tokens), audio, strict=True)), input_ids.device)
 
 
 @torch.no_grad()
