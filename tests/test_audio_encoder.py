@@ -137,3 +137,21 @@ def test_distinct_clips_are_skipped_when_dropout_is_on():
     model(**inputs)
     hook.remove()
     assert sizes == [3, 1]  # copies would differ under dropout in training; in eval mode they are shared
+
+
+def test_valid_frames_under_bf16_autocast():
+    """The same check under bf16 autocast (as trainers run on GPU): equal within bf16 rounding."""
+    model, processor = build_tiny_model(seed=0, words=TEST_WORDS)
+    model.train()
+    inputs = _inputs(processor, [0.4, 1.1, 0.73])
+    ref_logits, ref_loss, ref_grads = _loss_logits_grads(model, inputs, torch.bfloat16)
+    sizes = []
+    hook = model.model.audio_tower.conv2.register_forward_hook(lambda m, a, o: sizes.append(o.shape[-1]))
+    use_valid_frame_encoder(model)
+    logits, loss, grads = _loss_logits_grads(model, inputs, torch.bfloat16)
+    hook.remove()
+    assert sizes[0] < 100
+    assert torch.allclose(logits, ref_logits, atol=2e-2, rtol=2e-2) and torch.allclose(loss, ref_loss, atol=2e-2)
+    assert grads.keys() == ref_grads.keys()
+    for k, g in grads.items():
+        assert (g - ref_grads[k]).abs().max() / ref_grads[k].abs().max().clamp_min(1e-6) < 5e-2, k
