@@ -46,12 +46,16 @@ def init_from_environment() -> None:
     """Join the process group that ``accelerate launch`` / torchrun describe in the environment (if any)."""
     import os
 
+    import torch
+
+    if not torch.cuda.is_available():
+        # DeepSpeed's CPU accelerator (gloo without oneCCL); named, so that importing DeepSpeed (TRL does) does not
+        # warn that it fell back to the CPU.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and _dist() is None:
-        import torch
         from accelerate import PartialState
 
         if not torch.cuda.is_available():
-            os.environ.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed's CPU accelerator (gloo without oneCCL)
             allow_cpu_sharding()
         PartialState()  # initialises torch.distributed with the launcher's settings (gloo on CPU, nccl on GPU)
 
