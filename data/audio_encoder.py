@@ -112,10 +112,13 @@ def _valid_frame_forward(self: Any, input_features: torch.Tensor, attention_mask
     return BaseModelOutput(last_hidden_state=self.layer_norm(hidden))
 
 
+def _stock_encode(self: Any, input_features: torch.Tensor, attention_mask: Any, lengths: Any, **kwargs: Any):
+    return self._stock_forward(input_features, attention_mask=attention_mask, **kwargs)
+
+
 def _encoder_forward(self: Any, input_features: torch.Tensor, attention_mask: Any = None, **kwargs: Any) -> Any:
     lengths = self._valid_mel_lengths
-    encode = _valid_frame_forward if self._valid_frames else (
-        lambda s, f, m, _lengths, **kw: s._stock_forward(f, attention_mask=m, **kw))  # fmt: skip
+    encode = _valid_frame_forward if self._valid_frames else _stock_encode
     # Dropout would make copies of a clip differ, so in that case every row keeps its own pass.
     stochastic = self.training and any(getattr(self.config, k, 0) > 0 for k in _DROPOUTS)
     if self._distinct_clips and input_features.shape[0] > 1 and not stochastic:
@@ -141,8 +144,12 @@ def _model_forward(self: Any, *args: Any, feature_attention_mask: Any = None, **
 def _switch(model: Any, flag: str, enabled: bool) -> Any:
     base = _base(model)
     encoder = base.audio_tower
+    for f in _SWITCHES:  # the patched forward reads both flags and the lengths the model's forward sets
+        if not hasattr(encoder, f):
+            setattr(encoder, f, False)
+    encoder._valid_mel_lengths = None
     setattr(encoder, flag, enabled)
-    wanted = any(getattr(encoder, f, False) for f in _SWITCHES)
+    wanted = any(getattr(encoder, f) for f in _SWITCHES)
     for module, forward in ((encoder, _encoder_forward), (base, _model_forward)):
         if wanted and "_stock_forward" not in module.__dict__:
             module._stock_forward = module.forward
@@ -150,11 +157,6 @@ def _switch(model: Any, flag: str, enabled: bool) -> Any:
         elif not wanted and "_stock_forward" in module.__dict__:
             module.forward = module._stock_forward
             del module._stock_forward
-    for f in _SWITCHES:
-        if not hasattr(encoder, f):
-            setattr(encoder, f, False)
-    if not hasattr(encoder, "_valid_mel_lengths"):
-        encoder._valid_mel_lengths = None
     return model
 
 

@@ -21,8 +21,8 @@ step, so gradients from all G rows flow back into the one prompt computation), a
 Both fall back to the plain path where sharing does not apply: no repeated prompt, right padding, a static cache,
 gradient checkpointing (which turns the cache off), and for scoring, dropout in training mode (LoRA's default
 0.05 included: G copies of a prompt each draw their own dropout mask, one shared prompt would draw one; set
-``--set lora.dropout=0`` to share). ``tests/test_group_prefill.py`` checks the same scores, sampled
-tokens, log-probabilities and gradients as the plain path.
+``--set lora.dropout=0`` to share). ``tests/test_group_prefill.py`` checks the same scores and sampled tokens as
+plain generation, ``tests/test_grpo.py`` the same log-probabilities, entropies and gradients as the plain pass.
 """
 
 from __future__ import annotations
