@@ -26,8 +26,7 @@ ONE_PROCESS_EPOCH = 4 * 4 / 120
 
 def _launch(config: str, args: list[str], cwd: Path, wandb_dir: Path) -> float:
     """``accelerate launch --config_file launch/<config>.yaml`` of ``python -m experiments ARGS``; returns seconds."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO),
-           }  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / f"{config}.yaml"),
            "-m", "experiments", *args]  # fmt: skip
     start = time.perf_counter()
@@ -150,6 +149,36 @@ def test_checkpoint_evaluation_with_uneven_shards(config, caches, tmp_path):
     assert _steps(out) == [0, 2, 4, 4]
     metrics = json.loads((out / "checkpoint-4" / "eval" / "val" / "metrics.json").read_text())
     assert metrics["n"] == 23 and metrics["n_processes"] == 2
+
+
+@pytest.fixture()
+def toy_caches():
+    """The toy world and toy instruct base, built in this process first (minutes, once per test session)."""
+    from experiments.profiles import get_profile
+
+    profile = get_profile("toy")
+    return profile.data(), profile.resolve_model()
+
+
+@pytest.mark.slow  # two launches per configuration, about 20 s each (after the toy base is built)
+@pytest.mark.parametrize("config", ["cpu", "cpu_zero3"])
+def test_shared_prompt_scoring_keeps_the_multi_process_gradient(config, toy_caches, tmp_path):
+    """GRPO under DDP and under ZeRO-3 with the shared-prompt scoring pass (its prompt part runs outside the
+    engine's forward) and without it: the same first step (same samples, so the same rewards, loss and gradient
+    norm after the processes' reduction). The toy base is used because it earns rewards: the smoke profile's
+    untrained model earns none, and with zero advantages the gradient is fp32 noise."""
+    if config == "cpu_zero3":
+        pytest.importorskip("deepspeed")
+    logs = {}
+    for shared in (True, False):
+        out = tmp_path / f"shared-{shared}"
+        _launch(config, ["run", "grpo-p2", "--output-dir", str(out), "--set", "train.max_steps=1", "--set",
+                         "train.save_every=1", "--set", "eval.at_start=false", "--set", "eval.val_items=8",
+                         "--set", f"grpo.shared_prompt_scoring={str(shared).lower()}"], tmp_path, tmp_path / "w")  # fmt: skip
+        logs[shared] = next(h for h in _state(out / "checkpoint-1")["log_history"] if "loss" in h)
+    assert logs[False]["reward_std"] > 0 and logs[False]["grad_norm"] > 1e-3  # a real learning signal
+    for key in ("reward", "loss", "grad_norm", "kl"):
+        assert logs[True][key] == pytest.approx(logs[False][key], rel=1e-4, abs=1e-7), key
 
 
 def test_cpu_sharding_configurations_parse():
