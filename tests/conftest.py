@@ -53,6 +53,12 @@ def tiny_dir():
     return get_profile("smoke").resolve_model()
 
 
+@pytest.fixture()
+def launch_caches(smoke_world, tiny_dir):
+    """The smoke world and tiny model built in this process first, so that launched processes reuse them."""
+    return smoke_world, tiny_dir
+
+
 @pytest.fixture(scope="session")
 def smoke_train_items(smoke_world):
     from data.avqa import load_avqa

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +45,18 @@ def write_mmau_benchmark(root: Path, n: int = 10, *, seed: int = 0) -> Path:
     path = root / "bench.json"
     path.write_text(json.dumps(records, indent=1))
     return path
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def launch_experiments(config: str, args: list[str], cwd: Path, wandb_dir: Path) -> float:
+    """``accelerate launch --config_file launch/<config>.yaml -m experiments ARGS`` on the CPU (no GPU visible);
+    fails the test with the processes' stderr unless they succeed. Returns the seconds it took."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / f"{config}.yaml"),
+           "-m", "experiments", *args]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return time.perf_counter() - start

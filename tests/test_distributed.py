@@ -4,38 +4,23 @@ results, each item exactly once), and SFT-LoRA and GRPO train with one W&B run a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from analysis.runs import read_offline_runs
 from experiments.__main__ import main
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _launch(args: list[str], tmp_path: Path, wandb_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / "cpu.yaml"),
-           "-m", "experiments", *args]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+from tests.helpers import REPO, launch_experiments
 
 
-@pytest.fixture()
-def caches(smoke_world, tiny_dir):
-    """Build the smoke world and tiny model in this process first (the launched processes reuse them)."""
-    return smoke_world, tiny_dir
-
-
-def test_sharded_evaluation_equals_one_process(caches, tmp_path, monkeypatch):
+def test_sharded_evaluation_equals_one_process(launch_caches, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w1"))
     assert main(["run", "direct", "--profile", "smoke", "--output-dir", str(tmp_path / "one")]) == 0
-    _launch(["run", "direct", "--profile", "smoke", "--output-dir", str(tmp_path / "two")], tmp_path, tmp_path / "w2")
+    launch_experiments(
+        "cpu",
+        ["run", "direct", "--profile", "smoke", "--output-dir", str(tmp_path / "two")],
+        tmp_path,
+        tmp_path / "w2",
+    )
     one, two = tmp_path / "one", tmp_path / "two"
     assert json.loads((one / "predictions.json").read_text()) == json.loads((two / "predictions.json").read_text())
     m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
@@ -47,9 +32,9 @@ def test_sharded_evaluation_equals_one_process(caches, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["sft-lora", "grpo-p2"])
-def test_training_runs_under_two_processes(name, caches, tmp_path):
+def test_training_runs_under_two_processes(name, launch_caches, tmp_path):
     out = tmp_path / name
-    _launch(["run", name, "--profile", "smoke", "--output-dir", str(out)], tmp_path, tmp_path / "w")
+    launch_experiments("cpu", ["run", name, "--profile", "smoke", "--output-dir", str(out)], tmp_path, tmp_path / "w")
     evals = [json.loads(x) for x in (out / "checkpoint_evals.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evals] == [0, 2, 4, 4]  # recorded once per checkpoint, not once per process
     assert (out / "checkpoint-4").exists() and (out / "metrics.json").exists()

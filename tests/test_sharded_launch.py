@@ -9,36 +9,16 @@ accelerate 1.15 has no CPU path for either; ``data.distributed.allow_cpu_shardin
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, launch_experiments
+
 # Each process's epoch after the smoke runs' 4 steps of 4 of the 120 training items (SFT: batch 4; GRPO: 2 prompts x
 # accumulation 2): with two processes each sees its own half of the data, so the trainer counts twice that.
 ONE_PROCESS_EPOCH = 4 * 4 / 120
-
-
-def _launch(config: str, args: list[str], cwd: Path, wandb_dir: Path) -> float:
-    """``accelerate launch --config_file launch/<config>.yaml`` of ``python -m experiments ARGS``; returns seconds."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / f"{config}.yaml"),
-           "-m", "experiments", *args]  # fmt: skip
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return time.perf_counter() - start
-
-
-@pytest.fixture()
-def caches(smoke_world, tiny_dir):
-    """Build the smoke world and tiny model in this process first (the launched processes reuse them)."""
-    return smoke_world, tiny_dir
 
 
 def _state(ckpt: Path) -> dict:
@@ -72,14 +52,14 @@ def _cut_back_to(run: Path, copy: Path, step: int) -> None:
     (copy / "checkpoint_evals.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _check_sharded_run(config: str, name: str, caches, tmp_path: Path) -> dict[str, float]:
+def _check_sharded_run(config: str, name: str, launch_caches, tmp_path: Path) -> dict[str, float]:
     from safetensors.torch import load_file
 
     from analysis.runs import read_offline_runs
 
     wandb_dir = tmp_path / "w"
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    seconds = {"run": _launch(config, ["run", name, "--profile", "smoke", "--output-dir", str(full)], tmp_path,
+    seconds = {"run": launch_experiments(config, ["run", name, "--profile", "smoke", "--output-dir", str(full)], tmp_path,
                               wandb_dir)}  # fmt: skip
 
     assert _steps(full) == [0, 2, 4, 4]  # each checkpoint evaluated (all processes) and recorded once
@@ -95,13 +75,13 @@ def _check_sharded_run(config: str, name: str, caches, tmp_path: Path) -> dict[s
         lora_b = [v for k, v in trained.items() if "lora_B" in k]
         assert lora_b and all(bool(v.abs().sum() > 0) for v in lora_b)  # the adapters trained (B starts at zero)
     else:
-        base = load_file(Path(caches[1]) / "model.safetensors")
+        base = load_file(Path(launch_caches[1]) / "model.safetensors")
         assert set(trained) == set(base) and all(trained[k].shape == base[k].shape for k in base)
         assert sum(not bool((trained[k] == base[k]).all()) for k in base) > len(base) // 2
 
     # Interrupted after checkpoint-2, then --resume: continues at step 3 exactly as the uninterrupted run did.
     _cut_back_to(full, resumed, 2)
-    seconds["resume"] = _launch(
+    seconds["resume"] = launch_experiments(
         config, ["run", name, "--profile", "smoke", "--output-dir", str(resumed), "--resume"], tmp_path, wandb_dir
     )
     again = _state(resumed / "checkpoint-4")
@@ -123,28 +103,28 @@ def _check_sharded_run(config: str, name: str, caches, tmp_path: Path) -> dict[s
 
 @pytest.mark.slow  # each case: two launches, about 25 s on 2 CPU cores
 @pytest.mark.parametrize("name", ["sft-lora", "sft-full", "grpo-p2"])
-def test_fsdp2_on_cpu_trains_saves_and_resumes(name, caches, tmp_path):
-    seconds = _check_sharded_run("cpu_fsdp", name, caches, tmp_path)
+def test_fsdp2_on_cpu_trains_saves_and_resumes(name, launch_caches, tmp_path):
+    seconds = _check_sharded_run("cpu_fsdp", name, launch_caches, tmp_path)
     print(f"FSDP2 {name}: run {seconds['run']:.1f} s, resume {seconds['resume']:.1f} s")
 
 
 @pytest.mark.slow  # each case: two launches, about 25 s on 2 CPU cores
 @pytest.mark.parametrize("name", ["sft-lora", "sft-full", "grpo-p2"])
-def test_zero3_on_cpu_trains_saves_and_resumes(name, caches, tmp_path):
+def test_zero3_on_cpu_trains_saves_and_resumes(name, launch_caches, tmp_path):
     pytest.importorskip("deepspeed")
-    seconds = _check_sharded_run("cpu_zero3", name, caches, tmp_path)
+    seconds = _check_sharded_run("cpu_zero3", name, launch_caches, tmp_path)
     print(f"ZeRO-3 {name}: run {seconds['run']:.1f} s, resume {seconds['resume']:.1f} s")
 
 
 @pytest.mark.slow  # one launch, about 10 s
 @pytest.mark.parametrize("config", ["cpu_fsdp", "cpu_zero3"])
-def test_checkpoint_evaluation_with_uneven_shards(config, caches, tmp_path):
+def test_checkpoint_evaluation_with_uneven_shards(config, launch_caches, tmp_path):
     """23 validation items in batches of 11: one process has two batches, the other one. A sharded model gathers
     its weights in every forward, so both processes must still call generate equally often."""
     if config == "cpu_zero3":
         pytest.importorskip("deepspeed")
     out = tmp_path / "run"
-    _launch(config, ["run", "sft-full", "--profile", "smoke", "--output-dir", str(out), "--set", "eval.val_items=23",
+    launch_experiments(config, ["run", "sft-full", "--profile", "smoke", "--output-dir", str(out), "--set", "eval.val_items=23",
                      "--set", "eval.batch_size=11"], tmp_path, tmp_path / "w")  # fmt: skip
     assert _steps(out) == [0, 2, 4, 4]
     metrics = json.loads((out / "checkpoint-4" / "eval" / "val" / "metrics.json").read_text())
@@ -172,7 +152,7 @@ def test_shared_prompt_scoring_keeps_the_multi_process_gradient(config, toy_cach
     logs = {}
     for shared in (True, False):
         out = tmp_path / f"shared-{shared}"
-        _launch(config, ["run", "grpo-p2", "--output-dir", str(out), "--set", "train.max_steps=1", "--set",
+        launch_experiments(config, ["run", "grpo-p2", "--output-dir", str(out), "--set", "train.max_steps=1", "--set",
                          "train.save_every=1", "--set", "eval.at_start=false", "--set", "eval.val_items=8",
                          "--set", f"grpo.shared_prompt_scoring={str(shared).lower()}"], tmp_path, tmp_path / "w")  # fmt: skip
         logs[shared] = next(h for h in _state(out / "checkpoint-1")["log_history"] if "loss" in h)
