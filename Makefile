@@ -38,15 +38,15 @@ paper: $(STAMP)  ## the main job: every Table 2 run of the profile, then the tab
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
 	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
-	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/table2.{md,tex,csv}, reports/fig3.{png,pdf}, reports/fig4.{png,pdf}"
+	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
 
-table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test)
+table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
 
-fig3: $(STAMP)  ## GRPO convergence figure -> reports/fig3.{png,pdf}
+fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>/fig3.{png,pdf}
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
 
-fig4: $(STAMP)  ## SFT convergence figure -> reports/fig4.{png,pdf}
+fig4: $(STAMP)  ## SFT convergence figure -> reports/<PROFILE>/fig4.{png,pdf}
 	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
 
 run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [SEEDS=0]

@@ -1,19 +1,22 @@
 """Figures 3 and 4 of the paper from the suite's W&B runs: GRPO and SFT convergence.
 
     python -m analysis.figures fig3|fig4 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
-                                         [--out reports]
+                                         [--out reports/<profile>] [--allow-gaps] [--include-adhoc]
 
 - ``fig3``: GRPO + Prompt <2> and GRPO + Prompt <3>: accuracy reward, format reward and total reward per optimizer
   step (raw series faint, EMA-smoothed bold), and test accuracy (%) at every evaluated checkpoint (step 0 = the
   base model);
 - ``fig4``: Full and LoRA SFT + Prompt <1>: training loss per step (raw faint, smoothed bold) and test accuracy.
 
-Writes ``<out>/fig3.png`` and ``<out>/fig3.pdf`` (or fig4), atomically. The runs are the same as Table 2's (latest
-finished, non-ad-hoc run per experiment and seed of the profile; see :mod:`analysis.select`); with several seeds
-each line is the mean over seeds with a band of one standard deviation. Experiments differ in line style and
-marker as well as colour, so the figures read in grey scale. The PDF carries no creation date, so rerunning on
-the same runs gives identical files. Exit status 2 when a needed experiment has no run (the message says which
-commands produce it).
+Writes ``<out>/fig3.png`` and ``<out>/fig3.pdf`` (or fig4), atomically; ``<out>`` is ``reports/<profile>`` unless
+``--out`` says otherwise. The runs are the same as Table 2's (latest finished, non-ad-hoc run per experiment and seed
+of the profile; see :mod:`analysis.select`; with ``--include-adhoc`` ad hoc runs are candidates too and the legend
+marks them); with several seeds each line is the mean over seeds with a band of one standard deviation. A step
+logged twice (a resumed run) counts once, with its last logged value. Experiments differ in line style and marker
+as well as colour, so the figures read in grey scale. The PDF carries no creation date, so rerunning on the same
+runs gives identical files. Exit status 2 when a needed experiment has no run (the message says which commands
+produce it); 1 when the runs' W&B evaluations disagree with their run directories on this machine (the check of
+:mod:`analysis.crosscheck`, as for Table 2; ``--allow-gaps`` draws the figure anyway and lists the problems).
 
 Matplotlib is used without pyplot (a bare ``Figure``; the Agg/PDF backends are chosen by the file type), so
 importing or calling this module changes no global plotting state.
@@ -32,9 +35,19 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.crosscheck import CrossCheck, GapsError, check_runs
 from analysis.paper_numbers import PAPER_BENCHMARK_VERSION, PAPER_ROWS
 from analysis.runs import RunTables
-from analysis.select import STEP_KEY, MissingRunsError, benchmark_version, eval_rows, missing_message, pick_runs
+from analysis.select import (
+    STEP_KEY,
+    MissingRunsError,
+    benchmark_version,
+    eval_rows,
+    last_per_step,
+    missing_message,
+    pick_runs,
+    run_is_adhoc,
+)
 from data.io import write_bytes_atomic
 
 TEST_AVG = "eval/test/avg"
@@ -120,9 +133,8 @@ def _series(history: pd.DataFrame, metric: str) -> pd.Series:
     """One run's metric per optimizer step (training rows only; a step logged twice keeps its last value)."""
     if metric not in history.columns:
         return pd.Series(dtype=float)
-    rows = history[[STEP_KEY, metric]].dropna()
-    rows = rows.drop_duplicates(STEP_KEY, keep="last")
-    return pd.Series(rows[metric].to_numpy(dtype=float), index=rows[STEP_KEY].astype(int).to_numpy()).sort_index()
+    rows = last_per_step(history[[STEP_KEY, metric]].dropna())  # history is in logging order
+    return pd.Series(rows[metric].to_numpy(dtype=float), index=rows[STEP_KEY].astype(int).to_numpy())
 
 
 def _across_seeds(series: list[pd.Series]) -> tuple[pd.Series, pd.Series | None]:
@@ -142,6 +154,7 @@ class ExperimentRuns:
     evals: list[pd.Series]  # test accuracy per evaluated step, one per seed
     seeds: list[int]
     versions: list[str]
+    adhoc: bool = False  # some of the runs are ad hoc (only with --include-adhoc)
 
 
 def _collect(tables: RunTables, runs: list[dict[str, Any]], experiment: str) -> ExperimentRuns:
@@ -149,11 +162,13 @@ def _collect(tables: RunTables, runs: list[dict[str, Any]], experiment: str) -> 
     for run in runs:
         history = tables.history[tables.history["run_id"] == run["run_id"]].sort_values("_step", kind="stable")
         histories.append(history)
-        rows = eval_rows(tables, run["run_id"]).drop_duplicates("step", keep="first")  # final model = last save
+        rows = eval_rows(tables, run["run_id"])  # one per step: the final model's row repeats the last save's
         evals.append(pd.Series(rows[TEST_AVG].to_numpy(dtype=float), index=rows["step"].to_numpy()).sort_index())
         versions.append(benchmark_version(run, None))
     seeds = [int(run["config"].get("seed", 0)) for run in runs]
-    return ExperimentRuns(experiment, PAPER_ROWS[experiment].label, histories, evals, seeds, sorted(set(versions)))
+    adhoc = any(run_is_adhoc(run) for run in runs)
+    return ExperimentRuns(experiment, PAPER_ROWS[experiment].label, histories, evals, seeds, sorted(set(versions)),
+                          adhoc)  # fmt: skip
 
 
 def _draw_training(ax: Any, data: ExperimentRuns, metric: str, tau: float) -> bool:
@@ -203,6 +218,7 @@ def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds:
     experiments: list[Any] = []
     for d in data:
         seeds = f"{len(d.seeds)} seeds" if len(d.seeds) > 1 else f"seed {d.seeds[0]}"
+        seeds += ", ad hoc" if d.adhoc else ""
         experiments.append(Line2D([], [], linewidth=1.8, markerfacecolor="white", label=f"{d.label} ({seeds})",
                                   **STYLES.get(d.experiment, {})))  # fmt: skip
     encodings: list[Any] = []
@@ -226,20 +242,53 @@ def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds:
     return column1 + column2, rows
 
 
-def render(tables: RunTables, spec: FigureSpec, profile: str) -> dict[str, bytes]:
-    """Draw the figure for ``spec`` from the runs of ``profile``; returns the PNG and PDF file contents.
+@dataclass
+class FigureRuns:
+    """The runs a figure draws (experiment -> run rows), the notes on the runs left out, and the run dir check."""
+
+    picked: dict[str, list[dict[str, Any]]]
+    notes: list[str]
+    check: CrossCheck
+
+
+def figure_runs(
+    tables: RunTables, spec: FigureSpec, profile: str, *, include_adhoc: bool = False, allow_gaps: bool = False
+) -> FigureRuns:
+    """Pick the runs of ``spec``'s experiments (as Table 2 does) and check them against their run directories.
 
     Raises:
-        MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile``.
+        GapsError: a run's W&B evaluations disagree with its run directory (unless ``allow_gaps``).
+        MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile`` (with
+            ``include_adhoc``: no finished run).
+    """
+    picked, notes = pick_runs(tables, profile, spec.experiments, include_adhoc=include_adhoc)
+    check = check_runs(tables, picked)
+    what = spec.title.split(":")[0]
+    if check.problems and not allow_gaps:
+        raise GapsError(check, what)
+    missing = [e for e in spec.experiments if e not in picked]
+    if missing:
+        raise MissingRunsError(missing, missing_message(missing, profile, what=what, include_adhoc=include_adhoc))
+    return FigureRuns(picked, notes, check)
+
+
+def render(
+    tables: RunTables, spec: FigureSpec, profile: str, *, include_adhoc: bool = False, allow_gaps: bool = False,
+    runs: FigureRuns | None = None,
+) -> dict[str, bytes]:  # fmt: skip
+    """Draw the figure for ``spec`` from the runs of ``profile``; returns the PNG and PDF file contents.
+
+    ``runs`` (from :func:`figure_runs`) saves picking and checking the runs again.
+
+    Raises:
+        GapsError, MissingRunsError: see :func:`figure_runs`.
     """
     import matplotlib
     from matplotlib.figure import Figure
 
-    picked, _notes = pick_runs(tables, profile, spec.experiments)
-    missing = [e for e in spec.experiments if e not in picked]
-    if missing:
-        what = spec.title.split(":")[0]
-        raise MissingRunsError(missing, missing_message(missing, profile, what=what))
+    if runs is None:
+        runs = figure_runs(tables, spec, profile, include_adhoc=include_adhoc, allow_gaps=allow_gaps)
+    picked = runs.picked
     data = [_collect(tables, picked[e], e) for e in spec.experiments]
     versions = sorted({v for d in data for v in d.versions})
     longest = max((len(_series(h, p.metric)) for d in data for h in d.histories for p in spec.panels if p.metric),
@@ -282,13 +331,16 @@ def render(tables: RunTables, spec: FigureSpec, profile: str) -> dict[str, bytes
     return {"png": png.getvalue(), "pdf": pdf.getvalue()}
 
 
-def write_figure(tables: RunTables, name: str, profile: str, out_dir: str | Path) -> dict[str, Path]:
+def write_figure(
+    tables: RunTables, name: str, profile: str, out_dir: str | Path, *, include_adhoc: bool = False,
+    allow_gaps: bool = False, runs: FigureRuns | None = None,
+) -> dict[str, Path]:  # fmt: skip
     """Render figure ``name`` (fig3 or fig4) and write its PNG and PDF into ``out_dir``; returns the paths.
 
     Raises:
-        MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile``.
+        GapsError, MissingRunsError: see :func:`figure_runs`.
     """
-    files = render(tables, FIGURES[name], profile)
+    files = render(tables, FIGURES[name], profile, include_adhoc=include_adhoc, allow_gaps=allow_gaps, runs=runs)
     paths = {ext: Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf")}
     for ext, path in paths.items():
         write_bytes_atomic(path, files[ext])
@@ -296,7 +348,7 @@ def write_figure(tables: RunTables, name: str, profile: str, out_dir: str | Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.table2 import add_source_arguments, read_runs
+    from analysis.table2 import add_source_arguments, out_dir, read_runs
 
     parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -311,12 +363,22 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     try:
-        paths = write_figure(tables, args.figure, args.profile, args.out)
+        runs = figure_runs(tables, spec, args.profile, include_adhoc=args.include_adhoc, allow_gaps=args.allow_gaps)
+        paths = write_figure(tables, args.figure, args.profile, out_dir(args), runs=runs)
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for note in pick_runs(tables, args.profile, spec.experiments)[1]:  # the runs left out, as table2 lists them
+    except GapsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for note in runs.notes:  # the runs left out, as table2 lists them
         print(f"note: {note}", file=sys.stderr)
+    if args.include_adhoc:
+        adhoc = [f"{e} s{run['config'].get('seed')} (run {run['run_id']})" for e, rs in runs.picked.items()
+                 for run in rs if run_is_adhoc(run)]  # fmt: skip
+        print(f"note: --include-adhoc: ad hoc runs drawn: {', '.join(adhoc) or 'none'}", file=sys.stderr)
+    for problem in runs.check.problems:
+        print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
     print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
 

@@ -23,31 +23,14 @@ The tables (:class:`RunTables`):
   per metric key (nested keys joined with "/"; ``_runtime`` and ``_timestamp`` included), columns sorted.
 - ``problems``: one line per damaged or unreadable input, naming the file (or run).
 
-How W&B 0.31 writes an offline run (read from the files it writes; the Python-side reader is gone, the writer is
-the Go ``wandb-core``): ``<dir>/wandb/offline-run-<date>_<time>-<id>[-N]/run-<id>.wandb`` (``-N`` when a resumed
-session starts in the same second; ``latest-run`` is a symlink to the newest, so symlinks are not followed). The
-file is a 7-byte header ``:W&B``, uint16 LE 0xBEE1, version byte 0, then LevelDB log framing continuing from file
-offset 7: 32 KiB blocks counted from the start of the file, each chunk a 7-byte header (uint32 LE crc, uint16 LE
-length, type byte 1 FULL / 2 FIRST / 3 MIDDLE / 4 LAST) and its payload; the crc is plain zlib CRC-32 (not masked,
-not CRC-32C) of the type byte followed by the payload; a block tail shorter than 7 bytes is zero padding. Each
-record is a ``wandb_internal_pb2.Record``; in order: ``header``, ``run`` (run_id, display_name, run_group, tags,
-config items ``key`` + ``value_json`` including ``_wandb``, start_time, resume), ``telemetry``, then per
-``wandb.log`` call a ``summary`` update followed by the ``history`` record (items ``nested_key`` + ``value_json``;
-nested dicts become multi-part ``nested_key``; NaN/inf as ``NaN``/``Infinity``; ``_step``, ``_runtime``,
-``_timestamp`` as items; item order within a row is arbitrary), ``config`` records for ``config.update``,
-``summary`` records for ``run.summary[...]`` (top-level ``key`` with the whole value), and finally ``exit``
-(``exit_code``). A resumed offline session starts its ``_step`` at 0 again (no server tells it where to go on).
+The offline file format and the reading of one session are in :mod:`experiments.wandb_files`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import struct
 import sys
 import warnings
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,19 +38,14 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.wandb_files import Session, read_session, run_files
+
 RUN_COLUMNS: tuple[str, ...] = ("run_id", "name", "group", "tags", "state", "config", "summary", "files", "source")
 HISTORY_INDEX: tuple[str, ...] = ("run_id", "_step")
 
 # The W&B public API hides these config keys from ``run.config``; the offline reader hides them too so both
 # sources give the same config.
 _INTERNAL_CONFIG_KEYS = frozenset({"_wandb", "wandb_version"})
-
-_HEADER = struct.Struct("<4sHB")
-_MAGIC, _IDENT, _VERSION = b":W&B", 0xBEE1, 0
-_BLOCK = 32 * 1024
-_CHUNK = struct.Struct("<IHB")
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_RUN_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 
 
 class RunReadWarning(UserWarning):
@@ -85,149 +63,6 @@ class RunTables:
 
 # --------------------------------------------------------------------------------------------------------------
 # The file format
-
-
-def read_records(data: bytes) -> tuple[list[bytes], str | None]:
-    """Split the bytes of a ``run-<id>.wandb`` file into record payloads (serialized ``Record`` protos).
-
-    Returns the payloads of every complete, crc-checked record up to the first damage, and a description of that
-    damage (None for an intact file). Stops at the first bad chunk: after one, chunk boundaries cannot be trusted.
-    """
-    if len(data) < _HEADER.size:
-        return [], f"shorter than the {_HEADER.size}-byte header ({len(data)} bytes)"
-    magic, ident, version = _HEADER.unpack_from(data)
-    if magic != _MAGIC or ident != _IDENT:
-        return [], f"not a W&B run file (header {data[: _HEADER.size]!r})"
-    if version != _VERSION:
-        return [], f"unknown W&B file format version {version} (this reader knows {_VERSION})"
-    payloads: list[bytes] = []
-    pending: list[bytes] | None = None  # the pieces of a record split over blocks (FIRST, MIDDLE...)
-    pos, end = _HEADER.size, len(data)
-    while pos < end:
-        room = _BLOCK - pos % _BLOCK
-        if room < _CHUNK.size:  # the writer zero-pads a block tail too small for a chunk header
-            pos += room
-            continue
-        if end - pos < _CHUNK.size:
-            return payloads, f"truncated: file ends inside a chunk header at byte {pos} ({len(payloads)} records kept)"
-        crc, length, kind = _CHUNK.unpack_from(data, pos)
-        start = pos + _CHUNK.size
-        if length > room - _CHUNK.size:
-            return payloads, f"corrupt chunk at byte {pos}: length {length} runs past its block"
-        if start + length > end:
-            return payloads, (
-                f"truncated: chunk at byte {pos} needs {length} bytes, file ends at byte {end} "
-                f"({len(payloads)} records kept)"
-            )
-        body = data[start : start + length]
-        if zlib.crc32(body, zlib.crc32(bytes((kind,)))) != crc:
-            return payloads, f"bad crc in chunk at byte {pos} ({len(payloads)} records kept)"
-        if kind == _FULL and pending is None:
-            payloads.append(body)
-        elif kind == _FIRST and pending is None:
-            pending = [body]
-        elif kind in (_MIDDLE, _LAST) and pending is not None:
-            pending.append(body)
-            if kind == _LAST:
-                payloads.append(b"".join(pending))
-                pending = None
-        else:
-            return payloads, f"corrupt chunk sequence at byte {pos} (type {kind}; {len(payloads)} records kept)"
-        pos = start + length
-    if pending is not None:
-        return payloads, f"truncated: the last record is incomplete at byte {end} ({len(payloads)} records kept)"
-    return payloads, None
-
-
-@dataclass
-class _Session:
-    """What one run file holds: one ``wandb.init`` ... ``finish`` session of a run."""
-
-    path: Path
-    run_id: str
-    start_time: float | None = None
-    name: str | None = None
-    group: str | None = None
-    tags: tuple[str, ...] | None = None
-    # Config and summary changes as (set?, key path, value), replayed in order across a run's sessions.
-    config_ops: list[tuple[bool, tuple[str, ...], Any]] = field(default_factory=list)
-    summary_ops: list[tuple[bool, tuple[str, ...], Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    exit_code: int | None = None
-    n_records: int = 0
-    problem: str | None = None
-
-
-def _loads(text: str) -> Any:
-    """Decode a ``value_json``; a value that is not JSON (never seen, but cheap to survive) is kept as text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _item_path(item: Any) -> tuple[str, ...]:
-    return tuple(item.nested_key) if len(item.nested_key) else (item.key,)
-
-
-def _history_value(item: Any) -> Any:
-    """A history item's value: wandb 0.31 writes ``value_json``; the typed fields are read in case a writer uses them."""
-    if item.value_json:
-        return _loads(item.value_json)
-    for name in ("number", "integer", "boolean", "text"):
-        if item.HasField(name):
-            return getattr(item, name)
-    if item.HasField("json"):
-        return _loads(item.json)
-    return None
-
-
-def _read_session(path: Path) -> _Session:
-    from google.protobuf.message import DecodeError
-    from wandb.proto import wandb_internal_pb2 as pb  # lazily: wandb is slow to import
-
-    match = _RUN_FILE.match(path.name)
-    session = _Session(path=path, run_id=match["id"] if match else path.stem)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        session.problem = f"unreadable: {exc}"
-        return session
-    payloads, session.problem = read_records(data)
-    for i, payload in enumerate(payloads):
-        record = pb.Record()
-        try:
-            record.ParseFromString(payload)
-        except DecodeError as exc:
-            session.problem = f"record {i} is not a Record proto ({exc}); {i} records kept"
-            break
-        session.n_records += 1
-        kind = record.WhichOneof("record_type")
-        if kind == "history":
-            row = {"/".join(_item_path(item)): _history_value(item) for item in record.history.item}
-            row.setdefault("_step", record.history.step.num)
-            session.history.append(row)
-        elif kind == "summary":
-            session.summary_ops += [(True, _item_path(u), _loads(u.value_json)) for u in record.summary.update]
-            session.summary_ops += [(False, _item_path(u), None) for u in record.summary.remove]
-        elif kind == "config":
-            session.config_ops += [(True, _item_path(u), _loads(u.value_json)) for u in record.config.update]
-            session.config_ops += [(False, _item_path(u), None) for u in record.config.remove]
-        elif kind == "run":
-            run = record.run
-            session.run_id = run.run_id or session.run_id
-            session.name = run.display_name or None
-            session.group = run.run_group or None
-            session.tags = tuple(run.tags)
-            if run.HasField("start_time"):
-                session.start_time = run.start_time.seconds + run.start_time.nanos * 1e-9
-            session.config_ops += [(True, _item_path(u), _loads(u.value_json)) for u in run.config.update]
-            session.summary_ops += [(True, _item_path(u), _loads(u.value_json)) for u in run.summary.update]
-        elif kind == "exit":
-            session.exit_code = record.exit.exit_code
-    if session.problem is None and session.n_records == 0:
-        session.problem = "no records after the header (the process probably died before its first flush)"
-    return session
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -289,12 +124,12 @@ def _run_row(
     return row
 
 
-def _merge(run_id: str, sessions: list[_Session], problems: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _merge(run_id: str, sessions: list[Session], problems: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One run from its sessions (a resumed run has one file per ``wandb.init``): a runs row and its history rows."""
     # Sessions in the order they ran; files without a run record (nothing readable) go last.
     sessions = sorted(sessions, key=lambda s: (s.start_time is None, s.start_time or 0.0, str(s.path)))
     # A copied run folder holds the same session twice (same start time); counting both would double its history.
-    kept: list[_Session] = []
+    kept: list[Session] = []
     for s in sessions:
         twin = next((k for k in kept if s.start_time is not None and k.start_time == s.start_time), None)
         if twin is None:
@@ -347,18 +182,6 @@ def _tables(run_rows: list[dict[str, Any]], history_rows: list[dict[str, Any]], 
     return RunTables(runs=runs, history=history, problems=list(problems))
 
 
-def _run_files(root: Path) -> list[Path]:
-    """Every ``run-*.wandb`` below root, each real file once (``latest-run`` and other symlinks are not followed)."""
-    found: dict[str, Path] = {}
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            if _RUN_FILE.match(name) and not path.is_symlink():
-                found.setdefault(os.path.realpath(path), path)
-    return list(found.values())
-
-
 def read_offline_runs(wandb_dir: str | os.PathLike[str] = "outputs/wandb") -> RunTables:
     """Read every offline run under ``wandb_dir`` (searched recursively) straight from its ``run-<id>.wandb`` files.
 
@@ -374,9 +197,9 @@ def read_offline_runs(wandb_dir: str | os.PathLike[str] = "outputs/wandb") -> Ru
     if not root.is_dir():
         raise FileNotFoundError(f"no W&B directory at {root}: pass the folder given to wandb.init(dir=...) or below")
     problems: list[str] = []
-    by_run: dict[str, list[_Session]] = {}
-    for path in _run_files(root):
-        session = _read_session(path)
+    by_run: dict[str, list[Session]] = {}
+    for path in run_files(root):
+        session = read_session(path)
         if session.problem:
             problems.append(f"{path}: {session.problem}")
         by_run.setdefault(session.run_id, []).append(session)

@@ -1,12 +1,15 @@
 """Which runs and which checkpoint of each run a report uses: the choices that Table 2 and the figures rest on.
 
 Runs: for each Table 2 experiment and seed of one profile, the *latest finished, non-ad-hoc* run (latest by the
-time of its last logged row). Every other run of that profile and experiment (ad hoc ``--set`` runs, failed or
-unfinished runs, earlier runs superseded by a rerun) is left out and named in a note, so that nothing is dropped
-silently.
+time of its last logged row). Every other run of that profile and experiment (ad hoc runs, failed or unfinished
+runs, earlier runs superseded by a rerun) is left out and named in a note, so that nothing is dropped silently.
+A run is ad hoc when its config says ``adhoc`` (``--set`` overrides), ``canonical: false`` or lists
+``adhoc_reasons``, or it carries the ``adhoc`` tag. With ``include_adhoc`` (``--include-adhoc``) ad hoc runs are
+candidates too, and the latest finished run wins whatever its settings; the reports then mark them.
 
-Checkpoints (``--select``), among the evaluation rows of a run's history (step 0 = the base model, then every save,
-then the final model again at the last step):
+Checkpoints (``--select``), among the evaluation rows of a run's history (step 0 = the base model, then every save;
+the final model is evaluated again at the last step). The rows are taken one per step, the last logged: the final
+model's row repeats the last save's, and a resumed run may log a step again.
 
 - ``best-val`` (default): the highest ``eval/val/avg`` (the held-out validation split), ties to the earliest step;
   the honest choice, since the test set plays no part in it;
@@ -67,8 +70,14 @@ class SelectedCheckpoint:
     val_avg: float | None
     benchmark_version: str
     predictions: Path | None  # that step's saved test predictions (may be absent on this machine)
-    n_evals: int  # how many evaluation rows the run has
+    n_evals: int  # how many evaluations (distinct steps) the run logged
     rule_note: str = ""
+    output_dir: str | None = None  # the run directory (config.output_dir), where the run wrote it
+    adhoc_reasons: tuple[str, ...] = ()  # why the run is ad hoc (empty: a canonical run)
+
+    @property
+    def adhoc(self) -> bool:
+        return bool(self.adhoc_reasons)
 
 
 @dataclass
@@ -80,6 +89,8 @@ class Selection:
     chosen: dict[str, list[SelectedCheckpoint]]  # experiment -> one per seed, by seed
     missing: list[str]
     notes: list[str] = field(default_factory=list)
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the runs picked (rows of the runs table)
+    include_adhoc: bool = False
 
     @property
     def seeds(self) -> list[int]:
@@ -117,8 +128,33 @@ def run_seed(run: Mapping[str, Any]) -> int | None:
     return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
 
 
+def run_adhoc_reasons(run: Mapping[str, Any]) -> list[str]:
+    """Why a run is ad hoc (not the registered experiment as it stands); empty for a canonical run.
+
+    The config's ``adhoc_reasons`` when it lists any, else what marks the run: ``adhoc`` (``--set`` overrides),
+    ``canonical: false``, or the ``adhoc`` tag.
+    """
+    config = _config(run)
+    reasons = config.get("adhoc_reasons")
+    if isinstance(reasons, (list, tuple)) and reasons:
+        return [str(r) for r in reasons]
+    if config.get("adhoc"):
+        return ["--set overrides"]
+    if config.get("canonical") is False:
+        return ["not canonical"]
+    if "adhoc" in tuple(run.get("tags") or ()):
+        return ["tagged adhoc"]
+    return []
+
+
 def run_is_adhoc(run: Mapping[str, Any]) -> bool:
-    return bool(_config(run).get("adhoc")) or "adhoc" in tuple(run.get("tags") or ())
+    return bool(run_adhoc_reasons(run))
+
+
+def run_output_dir(run: Mapping[str, Any]) -> str | None:
+    """The run directory the run wrote (``config.output_dir``), or None when its config does not say."""
+    output_dir = _config(run).get("output_dir")
+    return str(output_dir) if isinstance(output_dir, str) and output_dir else None
 
 
 def run_method(run: Mapping[str, Any]) -> str | None:
@@ -137,12 +173,13 @@ def _describe(run: Mapping[str, Any]) -> str:
 
 
 def pick_runs(
-    tables: RunTables, profile: str, experiments: Sequence[str] = TABLE2_EXPERIMENTS
+    tables: RunTables, profile: str, experiments: Sequence[str] = TABLE2_EXPERIMENTS, *, include_adhoc: bool = False
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """The latest finished, non-ad-hoc run per (experiment, seed) of ``profile``, and notes on the runs left out.
 
     "Latest" is by the summary's ``_timestamp`` (the time of the run's last logged row), which both the offline
-    reader and the W&B service provide; runs without one count as oldest, then the table order decides.
+    reader and the W&B service provide; runs without one count as oldest, then the table order decides. With
+    ``include_adhoc`` ad hoc runs are candidates too (the latest finished run wins).
     Returns experiment -> run rows (dicts of the runs table) sorted by seed, for the experiments that have any.
     """
     runs = tables.runs
@@ -164,15 +201,20 @@ def pick_runs(
         chosen: list[dict[str, Any]] = []
         for seed in sorted(by_seed):
             group = sorted(by_seed[seed], key=lambda pr: (_last_logged(pr[1]), pr[0]))
-            usable = [row for _, row in group if row.get("state") == "finished" and not run_is_adhoc(row)]
+            usable = [
+                row for _, row in group
+                if row.get("state") == "finished" and (include_adhoc or not run_is_adhoc(row))
+            ]  # fmt: skip
             best = usable[-1] if usable else None
             if best is not None:
                 chosen.append(best)
             for _, row in group:
                 if row is best:
                     continue
-                if run_is_adhoc(row):
-                    reason = "ad hoc settings (--set overrides)"
+                if run_is_adhoc(row) and not include_adhoc:
+                    reasons = run_adhoc_reasons(row)
+                    reason = "ad hoc settings (--set overrides)" if reasons == ["--set overrides"] else (
+                        f"ad hoc ({'; '.join(reasons)})")  # fmt: skip
                 elif row.get("state") != "finished":
                     reason = f"state {row.get('state')!r}, not finished"
                 else:
@@ -187,14 +229,25 @@ def pick_runs(
 # Checkpoints
 
 
+def last_per_step(rows: pd.DataFrame, step: str = STEP_KEY) -> pd.DataFrame:
+    """One row per value of the ``step`` column, the last in ``rows``' order (logging order), sorted by step.
+
+    A resumed run may log a step again (training rows after the resumed checkpoint, an evaluation logged again), and
+    the final model's evaluation repeats the last save's step: the last row logged for a step is the one that counts.
+    """
+    return rows.drop_duplicates(step, keep="last").sort_values(step, kind="stable")
+
+
 def eval_rows(tables: RunTables, run_id: str) -> pd.DataFrame:
-    """The evaluation rows of one run in logging order: ``step`` plus the test and validation accuracy columns."""
+    """The evaluation rows of one run, one per step (the last logged) in step order: ``step`` plus the test and
+    validation accuracy columns."""
     history = tables.history[tables.history["run_id"] == run_id]
     if TEST_KEYS["avg"] not in history.columns or STEP_KEY not in history.columns:
         return pd.DataFrame(columns=["step", *TEST_KEYS.values(), VAL_KEY])
     history = history.sort_values("_step", kind="stable")
     rows = history[history[TEST_KEYS["avg"]].notna() & history[STEP_KEY].notna()]
-    out = pd.DataFrame({"step": rows[STEP_KEY].astype(int).to_numpy()})
+    rows = last_per_step(rows.assign(**{STEP_KEY: rows[STEP_KEY].astype(int)}))
+    out = pd.DataFrame({"step": rows[STEP_KEY].to_numpy()})
     for key in [*TEST_KEYS.values(), VAL_KEY]:
         out[key] = rows[key].to_numpy(dtype=float) if key in rows.columns else math.nan
     return out
@@ -244,7 +297,7 @@ def benchmark_version(run: Mapping[str, Any], predictions: Path | None) -> str:
     version = summary.get("benchmark_version") if isinstance(summary, dict) else None
     if isinstance(version, str) and version:
         return version
-    output_dir = _config(run).get("output_dir")
+    output_dir = run_output_dir(run)
     candidates = [predictions.with_name("metrics.json")] if predictions else []
     candidates += [Path(output_dir) / "metrics.json"] if output_dir else []
     for path in candidates:
@@ -267,11 +320,13 @@ def select_checkpoints(
     profile: str = "toy",
     rule: str = DEFAULT_RULE,
     experiments: Sequence[str] = TABLE2_EXPERIMENTS,
+    *,
+    include_adhoc: bool = False,
 ) -> Selection:
     """Pick the runs of ``profile`` (see :func:`pick_runs`) and one checkpoint of each by ``rule``."""
     if rule not in SELECTION_RULES:
         raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES)}")
-    picked, notes = pick_runs(tables, profile, experiments)
+    picked, notes = pick_runs(tables, profile, experiments, include_adhoc=include_adhoc)
     chosen: dict[str, list[SelectedCheckpoint]] = {}
     for experiment, runs in picked.items():
         for run in runs:
@@ -282,7 +337,7 @@ def select_checkpoints(
             pos, applied, rule_note = select_step(rows, rule)
             step = int(rows["step"].iloc[pos])
             direct = run_method(run) == "direct" or experiment == "direct"
-            output_dir = _config(run).get("output_dir")
+            output_dir = run_output_dir(run)
             predictions = predictions_path(output_dir, step, direct=direct, is_last=pos == len(rows) - 1)
             if rule_note:
                 notes.append(f"{experiment}: {_describe(run)}: {rule_note}")
@@ -292,19 +347,25 @@ def select_checkpoints(
                     run_name=str(run.get("name") or ""), profile=profile, rule=applied, step=step,
                     test={task: _value(rows[key].iloc[pos]) for task, key in TEST_KEYS.items()},
                     val_avg=_value(rows[VAL_KEY].iloc[pos]), benchmark_version=benchmark_version(run, predictions),
-                    predictions=predictions, n_evals=len(rows), rule_note=rule_note,
+                    predictions=predictions, n_evals=len(rows), rule_note=rule_note, output_dir=output_dir,
+                    adhoc_reasons=tuple(run_adhoc_reasons(run)),
                 )
             )  # fmt: skip
     missing = [e for e in experiments if e not in chosen]
-    return Selection(profile=profile, rule=rule, chosen=chosen, missing=missing, notes=notes)
+    return Selection(profile=profile, rule=rule, chosen=chosen, missing=missing, notes=notes, runs=picked,
+                     include_adhoc=include_adhoc)  # fmt: skip
 
 
-def missing_message(missing: Sequence[str], profile: str, seeds: Sequence[int] = (0,), what: str = "Table 2") -> str:
+def missing_message(
+    missing: Sequence[str], profile: str, seeds: Sequence[int] = (0,), what: str = "Table 2", *,
+    include_adhoc: bool = False,
+) -> str:  # fmt: skip
     """What is missing and the commands that produce it (the message of the exit-2 failures)."""
     seeds = list(seeds) or [0]
     seed_list = " ".join(str(s) for s in seeds)
+    kind = "finished" if include_adhoc else "finished, non-ad-hoc"
     lines = [
-        f"no finished, non-ad-hoc runs of profile {profile!r} for the {what} experiment(s): {', '.join(missing)}.",
+        f"no {kind} runs of profile {profile!r} for the {what} experiment(s): {', '.join(missing)}.",
         "Produce them with:",
         f"  make paper PROFILE={profile}" + (f' SEEDS="{seed_list}"' if seeds != [0] else ""),
         "or one at a time:",

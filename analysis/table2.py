@@ -1,11 +1,14 @@
 """Table 2 of the paper, reproduced from the suite's W&B runs: Markdown, LaTeX and CSV, with provenance and tests.
 
     python -m analysis.table2 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
-                              [--select best-val|final|best-test] [--out reports] [--allow-mixed-versions]
+                              [--select best-val|final|best-test] [--out reports/<profile>] [--allow-mixed-versions]
+                              [--allow-gaps] [--include-adhoc]
 
 Writes ``<out>/table2.md``, ``table2.tex`` (needs ``\\usepackage{booktabs}``) and ``table2.csv`` atomically and
-prints the Markdown. Exit status: 0 written; 2 some Table 2 experiment has no usable run (the message names them and
-the commands that produce them); 1 the measured rows are on different benchmark versions (pass
+prints the Markdown; ``<out>`` is ``reports/<profile>`` unless ``--out`` says otherwise. Exit status: 0 written; 2
+some Table 2 experiment has no usable run (the message names them and the commands that produce them); 1 the W&B
+runs disagree with their run directories on this machine (:mod:`analysis.crosscheck`; pass ``--allow-gaps`` to write
+the table anyway with the problems in its notes), the measured rows are on different benchmark versions (pass
 ``--allow-mixed-versions`` to label each row instead) or another error in the inputs.
 
 What is in the table:
@@ -14,7 +17,9 @@ What is in the table:
 - the five measured rows (direct, Full SFT + P1, LoRA SFT + P1, GRPO + P2, GRPO + P3), each cell "ours (paper,
   ours - paper)"; with several seeds "mean ± std"; always a 95% interval on the average (one seed: Wilson over
   the items of the saved predictions; several: a t interval over the seeds);
-- provenance of every measured row: benchmark version, profile, selection rule, seeds, selected steps, run ids;
+- provenance of every measured row: benchmark version, profile, selection rule, seeds, selected steps, run ids
+  (ad hoc runs marked; only with ``--include-adhoc``), and whether each run's W&B evaluations were checked against
+  its run directory;
 - exact McNemar tests of GRPO + Prompt <2> against each SFT row on per-item correctness at the selected
   checkpoints (items paired by id, runs paired by seed, discordant counts pooled over seeds).
 
@@ -34,6 +39,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from analysis.crosscheck import CrossCheck, GapsError, check_runs
 from analysis.paper_numbers import (
     MCNEMAR_PAIRS,
     PAPER_BENCHMARK_VERSION,
@@ -118,10 +124,16 @@ class Table2:
     mcnemar: list[McNemarRow]
     notes: list[str] = field(default_factory=list)
     mixed_versions: bool = False
+    check: CrossCheck = field(default_factory=CrossCheck)  # the runs checked against their run directories
+    include_adhoc: bool = False
 
     @property
     def versions(self) -> list[str]:
         return sorted({v for row in self.rows for v in row.versions})
+
+    @property
+    def adhoc_checkpoints(self) -> list[SelectedCheckpoint]:
+        return [c for row in self.rows for c in row.checkpoints if c.adhoc]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -214,17 +226,25 @@ def build_table2(
     rule: str = DEFAULT_RULE,
     *,
     allow_mixed_versions: bool = False,
+    allow_gaps: bool = False,
+    include_adhoc: bool = False,
     source: str = "offline W&B runs",
 ) -> Table2:
-    """Select the runs and checkpoints and compute every number of the table.
+    """Select the runs and checkpoints, check the runs against their run directories, compute every number.
 
     Raises:
-        MissingRunsError: a Table 2 experiment has no finished, non-ad-hoc run of ``profile``.
+        GapsError: a selected run's W&B evaluations disagree with its run directory (unless ``allow_gaps``).
+        MissingRunsError: a Table 2 experiment has no finished, non-ad-hoc run of ``profile`` (with
+            ``include_adhoc``: no finished run).
         MixedVersionsError: the selected runs are on different benchmark versions (unless allowed).
     """
-    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS)
+    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc)
+    check = check_runs(tables, selection.runs)
+    if check.problems and not allow_gaps:
+        raise GapsError(check, "Table 2")
     if selection.missing:
-        raise MissingRunsError(selection.missing, missing_message(selection.missing, profile, selection.seeds))
+        raise MissingRunsError(selection.missing, missing_message(selection.missing, profile, selection.seeds,
+                                                                  include_adhoc=include_adhoc))  # fmt: skip
     notes = [f"W&B reader: {p}" for p in tables.problems] + list(selection.notes)
     by_version: dict[str, list[str]] = {}
     for experiment in TABLE2_EXPERIMENTS:
@@ -240,7 +260,8 @@ def build_table2(
     cache: dict[Path, dict[str, bool] | str] = {}
     rows = [_measured_row(e, selection.chosen[e], cache, notes) for e in TABLE2_EXPERIMENTS]
     mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
-    return Table2(profile, rule, source, rows, mcnemar, notes, mixed)
+    notes += check.notes()
+    return Table2(profile, rule, source, rows, mcnemar, notes, mixed, check, include_adhoc)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -292,6 +313,38 @@ def _rules(row: MeasuredRow) -> str:
     return ", ".join(sorted({c.rule for c in row.checkpoints}))
 
 
+def _run_ids(row: MeasuredRow) -> str:
+    return ", ".join(c.run_id + (" (ad hoc)" if c.adhoc else "") for c in row.checkpoints)
+
+
+def _checked(row: MeasuredRow, check: CrossCheck) -> str:
+    if len(row.checkpoints) == 1:
+        return check.status(row.checkpoints[0].run_id)
+    return "; ".join(f"s{c.seed}: {check.status(c.run_id)}" for c in row.checkpoints)
+
+
+def _source(row: MeasuredRow) -> str:
+    return row.version + (", ad hoc" if any(c.adhoc for c in row.checkpoints) else "")
+
+
+def _top_warnings(table: Table2) -> list[str]:
+    """What must be read before the numbers: ad hoc runs allowed, run directories that disagree with W&B."""
+    out = []
+    if table.include_adhoc:
+        used = table.adhoc_checkpoints
+        which = ("ad hoc runs used: " + "; ".join(f"{c.experiment} s{c.seed} (run {c.run_id}: "
+                                                  f"{', '.join(c.adhoc_reasons)})" for c in used)
+                 if used else "none of the runs used is ad hoc")  # fmt: skip
+        out.append("**Ad hoc runs allowed** (`--include-adhoc`): runs whose settings differ from the registered "
+                   f"experiments were candidates too, and a row using one is marked ad hoc; {which}.")  # fmt: skip
+    problems = table.check.problems
+    if problems:
+        out.append(f"**The W&B runs disagree with their run directories** ({len(problems)} problem"
+                   f"{'' if len(problems) == 1 else 's'}, allowed with `--allow-gaps`): the numbers are W&B's; "
+                   "the problems are listed in the notes.")  # fmt: skip
+    return out
+
+
 def _items(row: MeasuredRow) -> str:
     sizes = sorted({n for n in row.n_items if n is not None})
     return ", ".join(str(n) for n in sizes) if sizes else "n/a"
@@ -330,6 +383,7 @@ def render_markdown(table: Table2) -> str:
         f"- Quoted rows: MMAU leaderboard numbers quoted from the paper (benchmark {PAPER_BENCHMARK_VERSION}), not "
         "measured here.",
         f"- {_comparability(table)}",
+        *(f"- {warning}" for warning in _top_warnings(table)),
         "",
         "| Method | Source | Sound | Music | Speech | Average | Average, 95% CI |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -342,18 +396,22 @@ def render_markdown(table: Table2) -> str:
         cells = " | ".join(
             f"{_value(row, t)} ({_num(row.paper.value(t))}, {_signed(row.diff(t))})" for t in TASK_COLUMNS
         )
-        out.append(f"| {row.label} | measured, {row.version} | {cells} | {_ci(row)} ({row.ci_method}) |")
+        out.append(f"| {row.label} | measured, {_source(row)} | {cells} | {_ci(row)} ({row.ci_method}) |")
     out += [
         "",
         "## Measured rows: provenance",
         "",
-        "| Method | Experiment | Benchmark | Profile | Selection | Seeds | Selected step(s) | Run id(s) | Items |",
-        "|---|---|---|---|---|---|---|---|---:|",
+        "Checked against run dir: each run's W&B evaluations compared with its run directory's record "
+        "(`checkpoint_evals.jsonl`; an older direct run: `metrics.json`), where that directory is on this machine.",
+        "",
+        "| Method | Experiment | Benchmark | Profile | Selection | Seeds | Selected step(s) | Run id(s) | Items | "
+        "Checked against run dir |",
+        "|---|---|---|---|---|---|---|---|---:|---|",
     ]
     for row in table.rows:
-        run_ids = ", ".join(c.run_id for c in row.checkpoints)
         out.append(f"| {row.label} | {row.experiment} | {row.version} | {table.profile} | {_rules(row)} | "
-                   f"{_seeds(row)} | {_steps(row)} | {run_ids} | {_items(row)} |")  # fmt: skip
+                   f"{_seeds(row)} | {_steps(row)} | {_run_ids(row)} | {_items(row)} | "
+                   f"{_checked(row, table.check)} |")  # fmt: skip
     out += [
         "",
         "## McNemar tests: GRPO + Prompt <2> against each SFT row",
@@ -419,6 +477,11 @@ def render_latex(table: Table2) -> str:
                f"{_tex(', '.join(table.versions))}, checkpoint selection \\texttt{{{_tex(table.rule)}}}. "
                "Measured cells: ours (paper, ours $-$ paper); with several seeds mean $\\pm$ std. "
                f"Quoted rows: leaderboard numbers quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION}).")  # fmt: skip
+    if table.include_adhoc:
+        caption += " Ad hoc runs allowed (\\texttt{-{}-include-adhoc}); rows using one are marked ad hoc."
+    if table.check.problems:
+        caption += (" The W&B runs disagree with their run directories (\\texttt{-{}-allow-gaps}; see the notes of "
+                    "the Markdown report).")  # fmt: skip
     out = [
         "% Generated by python -m analysis.table2; needs \\usepackage{booktabs}.",
         "\\begin{table}[t]",
@@ -441,7 +504,7 @@ def render_latex(table: Table2) -> str:
             f"{_value(row, t, _TEX_PM)} {{\\scriptsize ({_num(row.paper.value(t))}, {_tex_signed(row.diff(t))})}}"
             for t in TASK_COLUMNS
         )
-        out.append(f"{_tex(row.label)} & {_tex(row.version)} & {cells} & {_ci(row)} {{\\scriptsize "
+        out.append(f"{_tex(row.label)} & {_tex(_source(row))} & {cells} & {_ci(row)} {{\\scriptsize "
                    f"({_tex(row.ci_method)})}} \\\\")  # fmt: skip
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     out += [
@@ -472,11 +535,13 @@ CSV_COLUMNS: tuple[str, ...] = (
     "row", "experiment", "benchmark_version", "profile", "selection", "n_seeds", "seeds", "run_ids", "steps",
     *TASK_COLUMNS, *(f"{t}_std" for t in TASK_COLUMNS), "avg_ci95_low", "avg_ci95_high", "ci_method", "n_items",
     *(f"paper_{t}" for t in TASK_COLUMNS), *(f"diff_{t}" for t in TASK_COLUMNS), "paper_benchmark_version",
+    "adhoc", "run_dir_checked",
 )  # fmt: skip
 
 
 def render_csv(table: Table2) -> str:
-    """One line per measured row; seeds, run ids and steps are ";"-separated in the same (seed) order."""
+    """One line per measured row; seeds, run ids, steps, ad hoc flags (yes/no) and run dir checks are
+    ";"-separated in the same (seed) order."""
 
     def num(x: float | None) -> str:
         return "" if x is None else _num(x)
@@ -494,6 +559,8 @@ def render_csv(table: Table2) -> str:
             ";".join("" if n is None else str(n) for n in row.n_items),
             *(num(row.paper.value(t)) for t in TASK_COLUMNS),
             *("" if row.diff(t) is None else _signed(row.diff(t)) for t in TASK_COLUMNS), PAPER_BENCHMARK_VERSION,
+            ";".join("yes" if c.adhoc else "no" for c in row.checkpoints),
+            ";".join(table.check.status(c.run_id) for c in row.checkpoints),
         ])  # fmt: skip
     return buffer.getvalue()
 
@@ -512,14 +579,34 @@ def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
 # Command line
 
 
+REPORTS_DIR = Path("reports")
+
+
+def default_out_dir(profile: str) -> Path:
+    """Where the reports of ``profile`` go without ``--out``: ``reports/<profile>/`` (relative to the working
+    directory), so that a smoke run never overwrites the toy reports."""
+    return REPORTS_DIR / profile
+
+
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--wandb-dir`` / ``--wandb`` / ``--profile`` / ``--out`` options shared with analysis.figures."""
+    """The options shared with analysis.figures: where the runs are (``--wandb-dir`` / ``--wandb``), which
+    (``--profile``, ``--include-adhoc``), the run directory check (``--allow-gaps``) and ``--out``."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--wandb-dir", default=None,
                         help="folder of offline W&B runs (default: $WANDB_DIR, else <outputs>/wandb)")  # fmt: skip
     source.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="read the runs from the W&B service")
     parser.add_argument("--profile", default="toy", help="the profile whose runs to use (default toy)")
-    parser.add_argument("--out", default="reports", help="output folder (default reports)")
+    parser.add_argument("--out", default=None, help="output folder (default reports/<profile>)")
+    parser.add_argument("--include-adhoc", action="store_true",
+                        help="let ad hoc runs (--set overrides, non-canonical settings) be selected too; the report "
+                        "marks them")  # fmt: skip
+    parser.add_argument("--allow-gaps", action="store_true",
+                        help="write the report even when the W&B runs disagree with their run directories on this "
+                        "machine (the problems are listed)")  # fmt: skip
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else default_out_dir(args.profile)
 
 
 def read_runs(args: argparse.Namespace, experiments: Sequence[str]) -> tuple[RunTables, str]:
@@ -559,14 +646,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
-                             source=source)  # fmt: skip
+                             allow_gaps=args.allow_gaps, include_adhoc=args.include_adhoc, source=source)  # fmt: skip
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (MixedVersionsError, DataError) as exc:
+    except (GapsError, MixedVersionsError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    paths = write_table2(table, args.out)
+    paths = write_table2(table, out_dir(args))
+    for problem in table.check.problems:
+        print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
     print(paths["md"].read_text(encoding="utf-8"), end="")
     print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0

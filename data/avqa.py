@@ -7,6 +7,7 @@ Usage::
     split = load_avqa("avqa/train_qa.json", "avqa/audio", report_path=Path("runs/avqa_train_report.json"))
     split.items                  # list[Item], answer = the choice text
     split.skipped_missing_audio  # ids whose audio file does not exist (about 5% of AVQA's YouTube sources are gone)
+    split.skipped_bad_audio      # id -> why its audio file is unusable (corrupt, truncated, NaN samples)
 
 Two input forms are accepted and told apart by the file's content (a JSON list vs JSON lines):
 
@@ -31,6 +32,13 @@ Question rewrite (``video_rewrite``), because the model hears the clip but never
   videos->audio clips, Videos->Audio clips, VIDEOS->AUDIO CLIPS.
 * ``"none"``: the question as written.
 
+Audio is validated when the file is loaded: every existing clip is probed (:func:`data.audio.probe_audio`: the
+header and frame count, and every sample of float or compressed files for NaN/Inf and decode errors; clips shared
+by several questions are probed once). Items whose clip is unusable are skipped like missing ones
+(``bad_audio="skip"``, the default: training data gets a report) and listed with their reason in
+``skipped_bad_audio``, the report and the log; ``bad_audio="error"`` raises one :class:`~data.schema.DataError`
+listing them instead.
+
 Items whose audio file is missing are skipped and counted, never fatal; malformed records raise
 :class:`~data.schema.DataError` naming the file, the record and the fix. Duplicate choice texts are allowed (the
 answer text is then ambiguous for string-match scoring) and produce one warning per file.
@@ -48,14 +56,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from data.audio import probe_audio_files
 from data.io import write_json_atomic
 from data.schema import DataError, Item
 
-__all__ = ["AvqaSplit", "load_avqa", "rewrite_question", "VideoRewrite"]
+__all__ = ["AvqaSplit", "BadAudio", "load_avqa", "rewrite_question", "VideoRewrite"]
 
 log = logging.getLogger(__name__)
 
 VideoRewrite = Literal["correct", "original", "none"]
+BadAudio = Literal["skip", "error"]
+# Bad clips named one by one in the log line and a bad_audio="error" message; the report lists them all.
+MAX_LISTED_BAD_AUDIO = 10
 
 REQUIRED_FIELDS = ("id", "question_text", "multi_choice", "answer")
 
@@ -92,6 +104,7 @@ class AvqaSplit:
     n_records: int
     items: list[Item] = field(default_factory=list)
     skipped_missing_audio: list[str] = field(default_factory=list)
+    skipped_bad_audio: dict[str, str] = field(default_factory=dict)  # id -> why its audio file is unusable
     duplicate_choice_ids: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -104,6 +117,8 @@ class AvqaSplit:
             "n_items": len(self.items),
             "n_skipped_missing_audio": len(self.skipped_missing_audio),
             "skipped_ids": list(self.skipped_missing_audio),
+            "n_skipped_bad_audio": len(self.skipped_bad_audio),
+            "skipped_bad_audio": dict(self.skipped_bad_audio),
         }
 
 
@@ -188,6 +203,35 @@ def _validate(path: Path, where: str, rec: Any, extra_required: list[str]) -> tu
     return str(rid), question, choices, answer
 
 
+def _bad_audio_lines(bad: dict[str, str]) -> str:
+    shown = [f"id {rid}: {why}" for rid, why in list(bad.items())[:MAX_LISTED_BAD_AUDIO]]
+    more = len(bad) - len(shown)
+    return "\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
+
+
+def _drop_bad_audio(split: AvqaSplit, bad_audio: BadAudio) -> None:
+    """Probe the items' clips; drop (and list) the items whose clip is unusable, or raise for ``"error"``."""
+    _, bad = probe_audio_files([it.audio_path for it in split.items])
+    if not bad:
+        return
+    found = {it.id: bad[it.audio_path] for it in split.items if it.audio_path in bad}
+    if bad_audio == "error":
+        raise DataError(
+            f"{split.file}: {len(found)} of {len(split.items)} records have an unusable audio clip ({len(bad)} "
+            "files); re-extract or convert these clips (each line names the fix), or load with bad_audio='skip' "
+            f"to skip and report them:{_bad_audio_lines(found)}"
+        )
+    split.skipped_bad_audio.update(found)
+    split.items = [it for it in split.items if it.id not in found]
+    log.warning(
+        "%s: %d records skipped because their audio clip is unusable (%d files; all listed in the data report):%s",
+        split.file,
+        len(found),
+        len(bad),
+        _bad_audio_lines(found),
+    )
+
+
 def load_avqa(
     path: str | Path,
     audio_dir: str | Path | None = None,
@@ -195,14 +239,20 @@ def load_avqa(
     template: str = "{video_name}.wav",
     video_rewrite: VideoRewrite = "correct",
     report_path: Path | None = None,
+    bad_audio: BadAudio = "skip",
 ) -> AvqaSplit:
     """Load one AVQA file (official JSON list or the original code's JSON lines) into an :class:`AvqaSplit`.
 
-    Records whose audio file does not exist are skipped and listed in ``skipped_missing_audio``; with
-    ``report_path`` the :meth:`AvqaSplit.report` dict is written there as JSON (atomically).
+    Records whose audio file does not exist are skipped and listed in ``skipped_missing_audio``. Every existing
+    clip is probed (:func:`data.audio.probe_audio`); records whose clip is unusable are skipped and listed with the
+    reason in ``skipped_bad_audio`` (``bad_audio="skip"``), or make the load fail with one :class:`DataError`
+    listing them (``bad_audio="error"``). With ``report_path`` the :meth:`AvqaSplit.report` dict is written there
+    as JSON (atomically).
     """
     path = Path(path)
     rewrite_question("", video_rewrite)  # fail on a bad mode before reading 40k records
+    if bad_audio not in ("skip", "error"):
+        raise ValueError(f"bad_audio must be 'skip' or 'error', got {bad_audio!r}")
     form, rows = _read_records(path)
     base_dir = Path(audio_dir) if audio_dir is not None else path.parent
     if form == "json":
@@ -257,6 +307,8 @@ def load_avqa(
             )
         )
 
+    _drop_bad_audio(split, bad_audio)
+
     if split.duplicate_choice_ids:
         ids = split.duplicate_choice_ids
         shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
@@ -267,17 +319,18 @@ def load_avqa(
         )
     if split.n_records and not split.items:
         log.warning(
-            "%s: no audio file found for any of %d records (looked under %s); check audio_dir and template",
+            "%s: no usable audio file found for any of %d records (looked under %s); check audio_dir and template",
             path,
             split.n_records,
             base_dir,
         )
     log.info(
-        "AVQA %s: %d items of %d records, %d skipped (missing audio)",
+        "AVQA %s: %d items of %d records, %d skipped (missing audio), %d skipped (bad audio)",
         path,
         len(split.items),
         split.n_records,
         len(split.skipped_missing_audio),
+        len(split.skipped_bad_audio),
     )
     if report_path is not None:
         write_json_atomic(report_path, split.report())

@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import soundfile as sf
 
-from data.audio import AudioStats, load_audio
+from data.audio import AudioStats, load_audio, probe_audio
 from data.audio_encoder import use_valid_frame_encoder
 from data.distributed import barrier, gather_objects, is_main, rank_and_size
 from data.features import featurize
@@ -117,10 +116,9 @@ def _ids_hash(items: Sequence[Item]) -> str:
 
 
 def _clip_seconds(path: str) -> float:
-    try:
-        return float(sf.info(path).duration)
-    except Exception:  # an unreadable file gets its clear error from load_audio when its batch is built
-        return 0.0
+    # Header checks only (cheap, run at every checkpoint): a missing, corrupt or truncated clip raises DataError
+    # here, while batches are planned, before anything is generated (the loaders also probed the samples).
+    return probe_audio(path, check_samples=False).duration
 
 
 def plan_batches(items: Sequence[Item], processor: Any, prompt_id: str, batch_size: int) -> list[list[Item]]:

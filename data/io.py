@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -117,20 +119,69 @@ def iter_chunks(seq: list, size: int) -> Iterator[list]:
         yield seq[i : i + size]
 
 
+class LockBusy(DataError):
+    """Another live process holds the lock; the message names it."""
+
+
+class OwnedLock:
+    """An exclusive inter-process lock (``filelock``'s ``flock``) that says who holds it.
+
+    ``<lock>.owner`` records the holder's pid, host and start time, so a second process can be told whom it waits
+    for. The kernel drops a ``flock`` when its holder dies, so a killed process never leaves a lock that blocks.
+    ``wait=False`` raises :class:`LockBusy` (message ``busy_message`` + the holder) instead of waiting.
+    """
+
+    def __init__(self, lock_path: str | Path, *, wait: bool, busy_message: str = ""):
+        from filelock import FileLock
+
+        self.path = Path(lock_path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.owner = self.path.with_name(self.path.name + ".owner")
+        self.wait, self.busy_message = wait, busy_message
+        self._lock = FileLock(str(self.path))
+
+    def holder(self) -> str:
+        try:
+            owner = json.loads(self.owner.read_text())
+        except (OSError, ValueError):
+            return "holder unknown"
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("since", 0)))
+        return f"pid {owner.get('pid')} on {owner.get('host')}, since {since}"
+
+    def __enter__(self) -> OwnedLock:
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            if not self.wait:
+                raise LockBusy(f"{self.busy_message} ({self.holder()})") from None
+            print(f"waiting for another process ({self.holder()}) that holds {self.path}", flush=True)
+            self._lock.acquire()
+        write_json_atomic(self.owner, {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.owner.unlink(missing_ok=True)
+        self._lock.release()
+
+
 def build_once(path: str | Path, build: Callable[[Path], object], *, done: str) -> Path:
     """A cached directory, built on first use: ``build(partial)`` fills ``<path>.partial``, which is then renamed.
 
     ``path/done`` marks a finished build, so a killed build (a leftover ``.partial``, cleared before building
-    again) never looks finished, and a directory another process finished first is kept as it is.
+    again) never looks finished. One process builds at a time (``<path>.lock``): another one waits for it and then
+    uses its result.
     """
     path = Path(path)
     if (path / done).exists():
         return path
-    partial = path.with_name(path.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    build(partial)
-    if (path / done).exists():
+    with OwnedLock(path.with_name(path.name + ".lock"), wait=True):
+        if (path / done).exists():  # built by the process we waited for
+            return path
+        partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-    else:
+        build(partial)
+        shutil.rmtree(path, ignore_errors=True)  # an unfinished leftover (no done marker) of an older version
         partial.rename(path)
     return path

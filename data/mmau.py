@@ -18,6 +18,11 @@ Usage::
     bench = load_mmau("../shared/data/mmau/mmau-test-mini.a5cd89a.json", audio_dir="/data/mmau")
     print(bench.version, len(bench.items))
 
+Audio is validated when the file is loaded: with ``check_audio`` (the default) every clip must exist (or, with
+``allow_missing_audio``, is dropped and listed) and every existing clip is probed (:func:`data.audio.probe_audio`:
+header, frame count, and finite samples for float or compressed files); one bad clip makes the load fail with a
+list of the bad items, so an evaluation never starts on a benchmark it cannot finish.
+
 Scoring an MMAU-format predictions file from the shell: ``python -m data.score PRED.json``.
 """
 
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.audio import probe_audio_files
 from data.io import read_json, sha256_file
 from data.schema import DataError, Item
 from data.scoring import compute_metrics, mmau_correct
@@ -57,6 +63,8 @@ MMAU_CONTENT_FINGERPRINTS: dict[str, str] = {
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "audio_id", "question", "choices", "answer")
 UNKNOWN = "unknown"
+# Bad clips named one by one in a load error; the rest are counted.
+MAX_LISTED_BAD_AUDIO = 10
 
 
 @dataclass
@@ -176,6 +184,21 @@ def _audio_path(audio_dir: Path, audio_id: str) -> Path:
     return audio_dir / rel
 
 
+def _check_clips(items: Sequence[Item], where: str) -> None:
+    """Probe every clip (:func:`data.audio.probe_audio_files`); one DataError lists the items whose clip is bad."""
+    _, bad = probe_audio_files([it.audio_path for it in items])
+    if not bad:
+        return
+    bad_items = [it for it in items if it.audio_path in bad]
+    shown = [f"id {it.id}: {bad[it.audio_path]}" for it in bad_items[:MAX_LISTED_BAD_AUDIO]]
+    more = len(bad_items) - len(shown)
+    raise DataError(
+        f"{where}: {len(bad_items)} of {len(items)} items have an unusable audio clip ({len(bad)} files); "
+        "re-extract or convert these clips (each line names the fix) before evaluating (an evaluation never drops "
+        "items silently):\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
+    )
+
+
 def load_mmau(
     json_path: str | Path,
     audio_dir: str | Path | None = None,
@@ -189,7 +212,10 @@ def load_mmau(
     ``audio_dir`` is the folder that contains ``test-mini-audios/`` (default: the JSON file's folder). With
     ``check_audio`` every clip must exist, unless ``allow_missing_audio``, which drops the items whose clip is
     missing and lists their ids in ``missing_audio_ids`` (report them with the metrics: the scores then cover fewer
-    than 1000 items). ``version_label`` names a benchmark that is not MMAU (the toy world's test split): it is used
+    than 1000 items). ``check_audio`` also probes every existing clip (:func:`data.audio.probe_audio`: the header,
+    and every sample of float or compressed files for NaN/Inf and decode errors), so that a corrupt clip fails the
+    load, before anything is generated, not when its batch comes; the error lists the bad items' ids, paths and
+    reasons. ``version_label`` names a benchmark that is not MMAU (the toy world's test split): it is used
     without the unknown-version warning, but never overrides a recognised MMAU version. Raises
     :class:`DataError` naming the file, the offending ids and the fix.
     """
@@ -257,6 +283,8 @@ def load_mmau(
             + ("" if not items else ", or use --allow-missing-audio to evaluate the rest and record the missing ids")
             + f"; missing ids: {_ids_text(missing)}"
         )
+    if check_audio:
+        _check_clips(items, where)
     return Benchmark(items=items, version=version, sha256=sha, path=where, missing_audio_ids=missing)
 
 

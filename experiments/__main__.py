@@ -39,12 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p_run = sub.add_parser("run", help="run a named experiment")
     p_run.add_argument("name")
-    p_run.add_argument("--profile", default="toy", help="toy (default) or paper")
-    p_run.add_argument("--seed", type=int, default=0)
+    p_run.add_argument("--profile", default=None, help="toy (default), paper or smoke; --resume: the stored one")
+    p_run.add_argument("--seed", type=int, default=None, help="default 0; --resume: the stored one")
     p_run.add_argument("--output-dir", default=None)
     p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a field, e.g. train.learning_rate=1e-5 (tags the run ad hoc)")  # fmt: skip
-    p_run.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p_run.add_argument("--resume", action="store_true",
+                       help="continue the run in its directory with its stored configuration (a finished run: no-op)")  # fmt: skip
 
     p_paper = sub.add_parser("paper", help="run every Table 2 experiment of a profile, skipping finished runs")
     p_paper.add_argument("--profile", default="toy")
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="evaluate without items whose audio is missing (their ids go into metrics.json)")  # fmt: skip
 
     args = parser.parse_args(argv)
+    from pathlib import Path
+
     from data.distributed import init_from_environment, is_main
 
     init_from_environment()  # under `accelerate launch --num_processes N`: join the process group first
@@ -70,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list()
         elif args.command == "run":
-            from experiments.runner import resolve, run
+            from experiments.runner import for_resume, resolve, run, stored_run
             from experiments.spec import parse_set_args
 
-            resolved = resolve(args.name, args.profile, args.seed, args.output_dir, parse_set_args(args.overrides))
+            overrides = parse_set_args(args.overrides)
+            stored = stored_run(Path(args.output_dir)) if args.resume and args.output_dir else None
+            profile = args.profile or (stored.profile.name if stored else "toy")
+            seed = args.seed if args.seed is not None else (stored.seed if stored else 0)
+            resolved = resolve(args.name, profile, seed, args.output_dir, overrides)
+            if args.resume:
+                resolved = for_resume(resolved, overrides)
             run(resolved, resume=args.resume)
             if is_main():
                 print(f"outputs: {resolved.output_dir}")
@@ -82,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
 
             run_table2(args.profile, args.seeds)
         elif args.command == "eval":
-            from pathlib import Path
-
             from experiments.profiles import output_root, resolve_model_name
             from experiments.runner import evaluate_checkpoint
             from experiments.spec import EvalSpec

@@ -10,10 +10,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from data.io import write_json_atomic
+from data.io import read_json, write_json_atomic
+from data.schema import DataError
 from experiments.profiles import Profile, get_profile, output_root
 from experiments.registry import get_experiment
-from experiments.spec import Experiment, apply_overrides
+from experiments.spec import Experiment, apply_overrides, differing_fields, field_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +23,12 @@ class ResolvedRun:
     profile: Profile
     seed: int
     output_dir: Path
-    adhoc: bool  # True when --set overrides changed the registered experiment
+    # Why the run is ad hoc (--set overrides, a directory other than its canonical one); empty for a canonical run.
+    adhoc_reasons: tuple[str, ...] = ()
+
+    @property
+    def adhoc(self) -> bool:
+        return bool(self.adhoc_reasons)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -31,8 +37,27 @@ class ResolvedRun:
             "profile_model": self.profile.model,
             "seed": self.seed,
             "adhoc": self.adhoc,
+            "canonical": not self.adhoc,
+            "adhoc_reasons": list(self.adhoc_reasons),
             "output_dir": str(self.output_dir),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: Path | str = "experiment.json") -> ResolvedRun:
+        try:
+            reasons = data.get("adhoc_reasons")
+            if reasons is None:  # written before adhoc_reasons existed
+                reasons = ["ad hoc (recorded by an earlier version)"] if data.get("adhoc") else []
+            return cls(Experiment.from_dict(data["experiment"]), get_profile(data["profile"]), int(data["seed"]),
+                       Path(data["output_dir"]), tuple(reasons))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{source}: not a run configuration this version can read ({e!r}); start a new run with "
+                            "--output-dir, or resume it with the version of the suite that wrote it") from None  # fmt: skip
+
+
+def canonical_dir(name: str, profile: str, seed: int) -> Path:
+    """Where a canonical run lives; a run anywhere else is ad hoc."""
+    return output_root() / profile / name / f"seed{seed}"
 
 
 def resolve(
@@ -41,8 +66,46 @@ def resolve(
 ) -> ResolvedRun:  # fmt: skip
     prof = get_profile(profile)
     exp = apply_overrides(prof.scale(get_experiment(name)), overrides or {})
-    out = Path(output_dir) if output_dir else output_root() / profile / name / f"seed{seed}"
-    return ResolvedRun(exp, prof, seed, out, adhoc=bool(overrides))
+    canonical = canonical_dir(name, profile, seed)
+    out = Path(output_dir) if output_dir else canonical
+    reasons = [f"--set {k}={v}" for k, v in (overrides or {}).items()]
+    if out.resolve() != canonical.resolve():
+        reasons.append(f"--output-dir {out} (canonical: {canonical})")
+    return ResolvedRun(exp, prof, seed, out, tuple(reasons))
+
+
+def stored_run(run_dir: Path) -> ResolvedRun | None:
+    path = Path(run_dir) / "experiment.json"
+    return ResolvedRun.from_dict(read_json(path), path) if path.exists() else None
+
+
+def for_resume(asked: ResolvedRun, overrides: dict[str, str] | None = None) -> ResolvedRun:
+    """The run to resume: the stored ``experiment.json`` of ``asked.output_dir`` (provenance is kept).
+
+    A ``--set`` that disagrees with the stored configuration is refused, naming the field and both values; so is
+    another experiment, profile or seed. Without a stored configuration the run starts as asked.
+    """
+    stored = stored_run(asked.output_dir)
+    if stored is None:
+        return asked
+    where = asked.output_dir / "experiment.json"
+    for what, mine, theirs in (("experiment", asked.experiment.name, stored.experiment.name),
+                               ("profile", asked.profile.name, stored.profile.name),
+                               ("seed", asked.seed, stored.seed)):  # fmt: skip
+        if mine != theirs:
+            raise DataError(f"--resume: {where} holds {what} {theirs!r}, not {mine!r}; resume it as stored or start "
+                            "a new run elsewhere with --output-dir")  # fmt: skip
+    for key in overrides or {}:
+        mine, theirs = field_value(asked.experiment, key), field_value(stored.experiment, key)
+        if mine != theirs:
+            raise DataError(f"--resume: --set {key}={mine!r} conflicts with the stored run ({key}={theirs!r} in "
+                            f"{where}); drop the --set to resume the run as it was started, or start a new run "
+                            "with --output-dir")  # fmt: skip
+    changed = differing_fields(asked.experiment, stored.experiment)
+    if changed:
+        print(f"--resume: continuing with the configuration stored in {where} (it differs from the registry's in "
+              f"{', '.join(changed)})")  # fmt: skip
+    return dataclasses.replace(stored, output_dir=asked.output_dir)
 
 
 def seed_everything(seed: int) -> None:
@@ -58,37 +121,51 @@ COMPLETE_MARKER = "run_complete.json"
 
 
 def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
-    """Run one resolved experiment; returns the final test metrics."""
+    """Run one resolved experiment; returns the final test metrics.
+
+    The main process holds the run directory's lock throughout (a second writer is refused, naming this pid).
+    With ``resume``, a run that already completed is left as it is.
+    """
+    from contextlib import ExitStack
+
     from data.distributed import barrier, is_main, rank_and_size
+    from experiments.record import RunDirLock
 
-    exp = resolved.experiment
-    if is_main():
-        resolved.output_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(resolved.output_dir / "experiment.json", resolved.to_dict())
-        if rank_and_size()[1] > 1:  # build the cached world and models once, before the other processes use them
-            resolved.profile.data()
-            resolved.profile.resolve_model()
-    barrier()
-    seed_everything(resolved.seed)
-    if exp.method == "direct":
-        metrics = run_direct(resolved)
-    else:
-        from experiments.training import run_training
+    exp, out = resolved.experiment, resolved.output_dir
+    with ExitStack() as stack:
+        if is_main():
+            stack.enter_context(RunDirLock(out))
+            marker = out / COMPLETE_MARKER
+            if resume and marker.exists() and (out / "metrics.json").exists():
+                print(f"{out}: the run is already complete ({COMPLETE_MARKER}); nothing to do")
+                return read_json(out / "metrics.json")
+            marker.unlink(missing_ok=True)  # a run in progress is never complete, whatever ran here before
+            write_json_atomic(out / "experiment.json", resolved.to_dict())
+            if rank_and_size()[1] > 1:  # build the cached world and models once, before the other processes use them
+                resolved.profile.data()
+                resolved.profile.resolve_model()
+        barrier()
+        seed_everything(resolved.seed)
+        if exp.method == "direct":
+            metrics = run_direct(resolved, resume=resume)
+        else:
+            from experiments.training import run_training
 
-        metrics = run_training(resolved, resume=resume)
-    if is_main():
-        write_json_atomic(resolved.output_dir / COMPLETE_MARKER, {"accuracy": metrics["accuracy"]})
+            metrics = run_training(resolved, resume=resume)
+        if is_main():
+            write_json_atomic(out / COMPLETE_MARKER, {"accuracy": metrics["accuracy"]})
     return metrics
 
 
-def is_complete(resolved: ResolvedRun) -> bool:
-    """A run is complete when it wrote its marker and its configuration is the one asked for now."""
-    marker, written = resolved.output_dir / COMPLETE_MARKER, resolved.output_dir / "experiment.json"
-    if not (marker.exists() and written.exists()):
-        return False
-    import json
-
-    return json.loads(written.read_text()) == json.loads(json.dumps(resolved.to_dict()))
+def check_same_run(asked: ResolvedRun, stored: ResolvedRun) -> None:
+    """Refuse to continue a run directory that holds another configuration than the one asked for."""
+    changed = differing_fields(asked.experiment, stored.experiment)
+    changed += [what for what in ("profile", "seed") if getattr(asked, what) != getattr(stored, what)]
+    if stored.adhoc and not asked.adhoc:
+        changed.append(f"ad hoc ({'; '.join(stored.adhoc_reasons)})")
+    if changed:
+        raise DataError(f"{asked.output_dir} holds a run of another configuration (differs in {', '.join(changed)}); "
+                        "move or delete that directory to run the registered experiment there")  # fmt: skip
 
 
 def table2_experiments() -> list[str]:
@@ -107,33 +184,41 @@ def run_table2(profile: str, seeds: list[int]) -> list[ResolvedRun]:
     for k, (name, seed) in enumerate(todo, 1):
         resolved = resolve(name, profile, seed)
         head = f"[{k}/{len(todo)}] {name} (profile {profile}, seed {seed})"
-        if is_complete(resolved):
+        stored = stored_run(resolved.output_dir)
+        if stored is not None:
+            check_same_run(resolved, stored)
+        if (resolved.output_dir / COMPLETE_MARKER).exists() and stored is not None:
             print(f"{head}: complete, skipped ({resolved.output_dir})")
         else:
-            print(f"{head}: running -> {resolved.output_dir}", flush=True)
+            print(f"{head}: {'resuming' if stored else 'running'} -> {resolved.output_dir}", flush=True)
             start = time.time()
-            from experiments.training import latest_checkpoint
-
-            run(resolved, resume=latest_checkpoint(resolved.output_dir) is not None)
+            run(resolved if stored is None else dataclasses.replace(stored, output_dir=resolved.output_dir),
+                resume=stored is not None)  # fmt: skip
             print(f"{head}: done in {time.time() - start:.0f} s", flush=True)
         done.append(resolved)
     return done
 
 
-def run_direct(resolved: ResolvedRun) -> dict[str, Any]:
+def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     """Zero-shot evaluation of the profile's base model on its test set, logged as a W&B run (Table 2's row)."""
+    from data.distributed import is_main
+    from experiments.record import append_rows, record_rows
     from experiments.tracking import tracked_run
-    from trainers.checkpoint_eval import eval_log_row
+    from trainers.checkpoint_eval import EVAL_LOG, eval_log_row
 
     data = resolved.profile.data()
     model_path = resolved.profile.resolve_model()
-    with tracked_run(resolved, extra_config={"base_model": model_path}) as tracker:
+    with tracked_run(resolved, resume=resume, extra_config={"base_model": model_path}) as tracker:
         metrics = evaluate_checkpoint(
             model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
             prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
             version_label=resolved.profile.benchmark_label,
         )  # fmt: skip
-        tracker.log({"train/global_step": 0, **eval_log_row("test", metrics)})
+        row = {"train/global_step": 0, **eval_log_row("test", metrics)}
+        # One process records (a resumed run's row is already on disk, and re-logged if W&B lost it).
+        if is_main() and row not in record_rows(resolved.output_dir):
+            append_rows(resolved.output_dir, EVAL_LOG, [{"step": 0, "dir": str(resolved.output_dir), **row}])
+            tracker.log(row)
         summary = {"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row("test", metrics).items()}
         tracker.summary({**summary, "final/step": 0, "benchmark_version": metrics["benchmark"]["version"]})
     return metrics

@@ -50,6 +50,8 @@ class TrainSpec:
     valid_frame_encoder: bool = True
     # Speed switch: the audio encoder once per distinct clip of a batch (GRPO's G copies; exact, same file).
     distinct_clip_encoder: bool = True
+    # Optimizer and scheduler state in the latest checkpoint only ("latest"), or in every one ("all").
+    keep_optimizer: Literal["latest", "all"] = "latest"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,35 @@ class Experiment:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        """The inverse of :meth:`to_dict` (an ``experiment.json`` read back). Unknown fields raise ``TypeError``."""
+        fields = dict(data)
+        for section, spec_type in _SPEC_TYPES.items():
+            if isinstance(fields.get(section), dict):
+                fields[section] = spec_type(**fields[section])
+        return cls(**fields)
+
+
+def field_value(exp: Experiment, key: str) -> Any:
+    """The value of ``section.field`` (or a top-level field) of an experiment; None for a section that is off."""
+    section, _, name = key.rpartition(".")
+    holder = getattr(exp, section) if section else exp
+    return None if holder is None else getattr(holder, name)
+
+
+def differing_fields(a: Experiment, b: Experiment) -> list[str]:
+    """The ``section.field`` keys whose values differ between two experiments."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    fa, fb = flat(a.to_dict()), flat(b.to_dict())
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 
 
 _SPEC_TYPES: dict[str, type] = {"train": TrainSpec, "lora": LoraSpec, "grpo": GRPOSpec, "eval": EvalSpec}

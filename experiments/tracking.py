@@ -7,7 +7,11 @@
 - run files under ``$WANDB_DIR`` when set, else ``outputs/wandb``;
 - the config is the resolved experiment (the object that built the trainer);
 - the run id is kept in ``<output dir>/wandb_run_id``: ``--resume`` continues the same W&B run;
-- ``finish()`` runs in ``finally``, with a non-zero exit code when the run failed.
+- ``finish()`` runs in ``finally``, with a non-zero exit code when the run failed;
+- the run directory is the durable record (``experiments/record.py``): every row is on disk before it is logged.
+  When a run resumes, and again after it finishes, the rows of the record that W&B lacks (lost to a hard kill
+  while W&B still buffered them) are logged again at their own steps; a run whose W&B history still lacks any
+  row after that raises :class:`WandbIncomplete`, so it is never marked complete.
 
 The Hugging Face ``WandbCallback`` reuses this run (it only calls ``wandb.init`` when no run is active) and logs
 ``train/...`` metrics with ``train/global_step``; extra metrics are logged with that key too, never with ``step=``.
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.schema import DataError
 from experiments.profiles import output_root
 
 
@@ -40,6 +45,10 @@ def wandb_mode() -> str:
 
 def wandb_dir() -> Path:
     return Path(os.environ.get("WANDB_DIR") or output_root() / "wandb")
+
+
+class WandbIncomplete(DataError):
+    """The W&B run still lacks rows that the run directory holds."""
 
 
 @dataclass
@@ -78,30 +87,32 @@ def run_tags(resolved: Any) -> list[str]:
     return tags
 
 
-@contextmanager
-def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | None = None) -> Iterator[Tracker]:
-    """Open the run's W&B run (or a disabled tracker) and always finish it."""
-    from data.distributed import is_main
+def _init_run(resolved: Any, run_id: str, config: dict[str, Any], mode: str, patience_s: float = 120.0) -> Any:
+    """``wandb.init`` of this run. After a hard kill the dead run's W&B service process may still hold the run id
+    for a while ("run ID ... is in use"); a resume waits for it to let go (up to ``patience_s``)."""
+    import time
 
-    mode = wandb_mode()
-    if mode == "disabled" or not is_main():  # one W&B run per experiment run: the main process's
-        yield Tracker(None)
-        return
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return _init_run_once(resolved, run_id, config, mode)
+        except Exception as exc:  # wandb raises its ServerResponseError here
+            if "in use" not in str(exc) or time.monotonic() > deadline:
+                raise
+            print(f"W&B run {run_id} is still held by the service of a killed process; waiting for it to exit")
+            time.sleep(2.0)
+
+
+def _init_run_once(resolved: Any, run_id: str, config: dict[str, Any], mode: str) -> Any:
     import wandb
 
-    id_file = resolved.output_dir / "wandb_run_id"
-    run_id = id_file.read_text().strip() if resume and id_file.exists() else secrets.token_hex(4)
-    resolved.output_dir.mkdir(parents=True, exist_ok=True)
-    id_file.write_text(run_id + "\n")
-    directory = wandb_dir()
-    directory.mkdir(parents=True, exist_ok=True)
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", "r1-aqa"),
         group=resolved.experiment.name,
         name=run_name(resolved),
         tags=run_tags(resolved),
-        config={**resolved.to_dict(), **(extra_config or {})},
-        dir=str(directory),
+        config=config,
+        dir=str(wandb_dir()),
         mode=mode,
         id=run_id,
         resume="allow",
@@ -110,9 +121,66 @@ def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | Non
     # The trainers' step counter is the x-axis of every chart, including evaluations logged from callbacks.
     run.define_metric("train/global_step")
     run.define_metric("*", step_metric="train/global_step", step_sync=True)
+    return run
+
+
+def relog_missing(run: Any, run_dir: Path, when: str) -> int:
+    """Log again, each at its own step, the record's rows that the run's W&B files lack; returns how many."""
+    from experiments.record import missing_in_wandb, record_rows, steps_of, wandb_logged_rows
+
+    missing = missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run.id, wandb_dir()))
+    for row in missing:
+        run.log({k: v for k, v in row.items() if v is not None})
+    if missing:
+        print(f"W&B run {run.id}: {when}, re-logged {len(missing)} row(s) of {run_dir} that W&B had lost "
+              f"(steps {steps_of(missing)})")  # fmt: skip
+    return len(missing)
+
+
+def _verify_complete(resolved: Any, run_id: str, config: dict[str, Any], mode: str) -> None:
+    """After ``finish()``: W&B must hold every row of the record; repair once, then refuse."""
+    from experiments.record import missing_in_wandb, record_rows, steps_of, wandb_logged_rows
+
+    run_dir = resolved.output_dir
+    if not missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run_id, wandb_dir())):
+        return
+    run = _init_run(resolved, run_id, config, mode)
+    try:
+        relog_missing(run, run_dir, "after finishing")
+    finally:
+        run.finish(exit_code=0)
+    still = missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run_id, wandb_dir()))
+    if still:
+        raise WandbIncomplete(
+            f"W&B run {run_id} ({wandb_dir()}) lacks {len(still)} row(s) of {run_dir} (steps {steps_of(still)}) "
+            "after re-logging them; the run is not marked complete. Rerun with --resume to try again."
+        )
+
+
+@contextmanager
+def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | None = None) -> Iterator[Tracker]:
+    """Open the run's W&B run (or a disabled tracker) and always finish it; W&B ends up holding the whole record."""
+    from data.distributed import is_main
+
+    mode = wandb_mode()
+    if mode == "disabled" or not is_main():  # one W&B run per experiment run: the main process's
+        yield Tracker(None)
+        return
+    id_file = resolved.output_dir / "wandb_run_id"
+    run_id = id_file.read_text().strip() if resume and id_file.exists() else secrets.token_hex(4)
+    resolved.output_dir.mkdir(parents=True, exist_ok=True)
+    id_file.write_text(run_id + "\n")
+    wandb_dir().mkdir(parents=True, exist_ok=True)
+    config = {**resolved.to_dict(), **(extra_config or {})}
+    run = _init_run(resolved, run_id, config, mode)
+    if mode == "offline":
+        print(f"W&B: offline run {run_id} under {wandb_dir()}; upload it with `wandb sync {Path(run.dir).parent}`")
+    if resume:
+        relog_missing(run, resolved.output_dir, "on resume")
     exit_code = 1
     try:
         yield Tracker(run)
         exit_code = 0
     finally:
         run.finish(exit_code=exit_code)
+    _verify_complete(resolved, run_id, config, mode)

@@ -6,10 +6,14 @@ Called by ``python -m experiments run NAME`` for methods ``sft`` and ``grpo``. T
   ``eval/val`` predictions and metrics, and ``checkpoint_evals.jsonl`` (one line per evaluation);
 - ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``); its
   validation results are those of the last checkpoint (``final/`` only when no checkpoint was saved at the end);
-- ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing audio, by id).
+- ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing or bad audio, by id);
+- ``train_log.jsonl``: every training log row, written before it goes to W&B (see ``experiments/record.py``).
 
-``--resume`` continues from the last checkpoint into the same W&B run; without it, a directory that already holds
-checkpoints is refused rather than overwritten.
+Intermediate checkpoints keep their weights; only the latest keeps optimizer and scheduler state
+(``train.keep_optimizer``; ``trainers/checkpoint_storage.py``).
+
+``--resume`` continues from the last checkpoint into the same W&B run, with the stored configuration; without it,
+a directory that already holds checkpoints is refused rather than overwritten.
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
         raise DataError("training needs train and val annotations: set AVQA_TRAIN and AVQA_VAL (see README)")
     train = load_avqa(data.train, data.train_audio_dir, report_path=out / "train_data_report.json")
     val = load_avqa(data.val, data.val_audio_dir, report_path=out / "val_data_report.json")
-    for split in (train, val):
-        if split.skipped_missing_audio:
-            print(f"{split.file}: {len(split.skipped_missing_audio)} of {split.n_records} items skipped "
-                  "(audio missing; ids in the data report)")  # fmt: skip
+    for split, report in ((train, "train_data_report.json"), (val, "val_data_report.json")):
+        for why, skipped in (("audio missing", split.skipped_missing_audio), ("bad audio", split.skipped_bad_audio)):
+            if skipped:
+                print(f"{split.file}: {len(skipped)} of {split.n_records} items skipped ({why}; ids and reasons in "
+                      f"{out / report})")  # fmt: skip
     test = load_mmau(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
     return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
 
@@ -57,16 +62,26 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     import torch
 
     from data.models import load_model_and_processor
+    from experiments.record import drop_train_rows_after
     from experiments.tracking import tracked_run
     from trainers.checkpoint_eval import CheckpointEvaluator, EvalSet, eval_log_row
+    from trainers.checkpoint_storage import OptimizerStatePruner, has_optimizer_state
+    from trainers.common import checkpoint_finished_training
+    from trainers.log_recorder import TrainLogRecorder
 
     exp, out = resolved.experiment, resolved.output_dir
+    pruner = OptimizerStatePruner(exp.train.keep_optimizer)  # a bad policy fails before any model is loaded
     last = latest_checkpoint(out)
     if last is not None and not resume:
         raise DataError(f"{out} already holds checkpoints (last: {last.name}); pass --resume to continue that run "
                         "or --output-dir to start a new one")  # fmt: skip
     if resume and last is None:
         print(f"--resume: no checkpoint in {out} yet, starting from the beginning")
+    if last is not None and not has_optimizer_state(last) and not checkpoint_finished_training(last):
+        raise DataError(f"{last} has no optimizer state, so training cannot resume from it exactly (only the latest "
+                        "checkpoint keeps it); restore that state or start a new run with --output-dir")  # fmt: skip
+    # Training rows after the resumed checkpoint are computed again: the record keeps only the ones that stand.
+    drop_train_rows_after(out, int(last.name.split("-")[1]) if last is not None else 0)
     train_items, test, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
     # Trained weights stay fp32 (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding. With LoRA
@@ -87,21 +102,23 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
                                     valid_frame_encoder=exp.train.valid_frame_encoder,
                                     static_cache=exp.eval.static_cache),
         )  # fmt: skip
-        if exp.eval.at_start and last is None:
+        if exp.eval.at_start and last is None and 0 not in evaluator.recorded_steps():
             evaluator.evaluate_model(model, out / "checkpoint-0" / "eval", 0)
-        common = dict(output_dir=str(out), seed=resolved.seed, report_to=tracker.report_to, bf16=bf16)
+        # The trainer reports to nobody itself: TrainLogRecorder writes each row to disk, then to the W&B run.
+        callbacks = [TrainLogRecorder(out, log=tracker.log, summary=tracker.summary), evaluator, pruner]
+        common = dict(output_dir=str(out), seed=resolved.seed, report_to=[], bf16=bf16)
         if exp.method == "sft":
             from trainers.sft import build_sft_trainer, sft_arguments
 
             trainer = build_sft_trainer(
                 model, processor, train_items, args=sft_arguments(train=exp.train, **common), prompt_id=exp.prompt,
                 lora=exp.lora, freeze_audio=exp.train.freeze_audio_encoder, schedule_steps=exp.train.schedule_steps,
-                callbacks=[evaluator],
+                callbacks=callbacks,
             )  # fmt: skip
         elif exp.method == "grpo":
             from trainers.grpo import build_grpo_trainer
 
-            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=[evaluator], **common)
+            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=callbacks, **common)
         else:
             raise ValueError(f"run_training cannot train method {exp.method!r}")
         trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -111,7 +128,8 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
         # checkpoint's directory makes it resume with every item done, instead of generating everything again.
         last_eval = out / f"checkpoint-{step}" / "eval"
         final_dir = last_eval if (last_eval / "test" / "metrics.json").exists() else out / "final"
-        final = evaluator.evaluate_model(trainer.model, final_dir, step)
+        # Recorded once: the last checkpoint's evaluation is already in the record (unless a kill cut it short).
+        final = evaluator.evaluate_model(trainer.model, final_dir, step, record=step not in evaluator.recorded_steps())
         for name in ("predictions.json", "metrics.json"):
             shutil.copyfile(final_dir / "test" / name, out / name)
         if exp.lora is not None and exp.lora.save_merged:

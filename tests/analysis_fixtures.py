@@ -5,7 +5,10 @@ trainers/checkpoint_eval.py, experiments/training.py): group = experiment, name 
 [method, profile, prompt] (+ lora, + adhoc), the resolved experiment as config, one history row per optimizer step
 (``train/...``), one evaluation row per checkpoint (``eval/test/...``, ``eval/val/...``; step 0 = the base model,
 then every save, then the final model again at the last step), and under ``config.output_dir`` the saved predictions
-(``checkpoint-<step>/eval/{test,val}/predictions.json``, ``final/``, ``predictions.json``, ``metrics.json``).
+(``checkpoint-<step>/eval/{test,val}/predictions.json``, ``final/``, ``predictions.json``, ``metrics.json``), the
+run directory's own record of the evaluations (``checkpoint_evals.jsonl``, one line per evaluation as
+trainers/checkpoint_eval.py and experiments/runner.py append them, written before the row is logged),
+``wandb_run_id`` and, for runs that completed, ``run_complete.json``.
 
 Every test accuracy logged is computed from the prediction files written beside it, so the two always agree.
 
@@ -17,11 +20,13 @@ What is in it (profile "toy", benchmark ``toy-1a2b3c4d``, 20 test items, 10 opti
 - a later ad hoc grpo-p2 s0 run with excellent numbers, which every report must ignore.
 
 Use: ``fixture = analysis_fixture(tmp_path_factory)`` (written once per test process), or
-``write_analysis_fixture(path)`` for a fresh copy.
+``write_analysis_fixture(path)`` for a fresh copy; ``write_runs(root, specs)`` writes other runs (e.g. a
+:class:`RunSpec` with ``lost_in_wandb`` steps: on disk, never logged to W&B, as after a kill).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -76,6 +81,7 @@ class RunSpec:
     adhoc: bool = False
     failed: bool = False
     out_name: str = ""  # run directory name (default seed<N>)
+    lost_in_wandb: tuple[int, ...] = ()  # evaluations of these steps are on disk but never logged to W&B (a kill)
 
     @property
     def table2_row(self) -> str:
@@ -240,24 +246,32 @@ def _write_run(spec: RunSpec, root: Path, runs_dir: Path) -> Path:
     )  # fmt: skip
     run.define_metric("train/global_step")
     run.define_metric("*", step_metric="train/global_step", step_sync=True)
+    (out / "wandb_run_id").write_text(spec.run_id + "\n")
     exit_code = 1
+
+    def log_eval(row: dict[str, Any], where: Path) -> None:
+        with (out / "checkpoint_evals.jsonl").open("a", encoding="utf-8") as sink:  # the evaluator's own record
+            sink.write(json.dumps({"step": row["train/global_step"], "dir": str(where), **row}) + "\n")
+        if row["train/global_step"] not in spec.lost_in_wandb:
+            run.log(row)
+
     try:
         rng = random.Random(spec.run_id)
         evals = {ev.step: ev for ev in spec.evals if ev.checkpoint}
         final = [ev for ev in spec.evals if not ev.checkpoint]
         if spec.method == "direct":
-            run.log(_eval_row(spec, spec.evals[0], out, None))
+            log_eval(_eval_row(spec, spec.evals[0], out, None), out)
         else:
             last_step = max(ev.step for ev in spec.evals)
             for step in range(0, last_step + 1):
                 if step > 0:
                     run.log(_train_row(spec, step, rng))
                 if step in evals:  # the evaluator runs right after each save (step 0: before training)
-                    run.log(_eval_row(spec, evals[step], out, out / f"checkpoint-{step}" / "eval"))
+                    where = out / f"checkpoint-{step}" / "eval"
+                    log_eval(_eval_row(spec, evals[step], out, where), where)
             run.log({"train/global_step": last_step, "train_runtime": 1.5, "train_loss": 0.5})
             for ev in final:
-                row = _eval_row(spec, ev, out, out / "final")
-                run.log(row)
+                log_eval(_eval_row(spec, ev, out, out / "final"), out / "final")
                 for name in ("predictions.json", "metrics.json"):
                     (out / name).write_bytes((out / "final" / "test" / name).read_bytes())
         run.summary["final/step"] = spec.evals[-1].step
@@ -265,11 +279,14 @@ def _write_run(spec: RunSpec, root: Path, runs_dir: Path) -> Path:
         exit_code = 0 if not spec.failed else 1
     finally:
         run.finish(exit_code=exit_code)
+    if not spec.failed:
+        accuracy = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["accuracy"]
+        write_json_atomic(out / "run_complete.json", {"accuracy": accuracy})
     return out
 
 
-def write_analysis_fixture(root: Path) -> AnalysisFixture:
-    """Write every run of :data:`RUNS` under ``root`` (W&B files in ``root/wandb``, run folders in ``root/runs``)."""
+def write_runs(root: Path, specs: tuple[RunSpec, ...] | list[RunSpec] = RUNS) -> AnalysisFixture:
+    """Write the runs ``specs`` under ``root`` (W&B files in ``root/wandb``, run folders in ``root/runs``)."""
     import wandb
 
     fixture = AnalysisFixture(root=root, wandb_dir=root / "wandb")
@@ -278,11 +295,16 @@ def write_analysis_fixture(root: Path) -> AnalysisFixture:
             mp.setenv(var, str(root))
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_SILENT", "true")
-        for spec in RUNS:
+        for spec in specs:
             fixture.runs[spec.run_id] = spec
             fixture.run_dirs[spec.run_id] = _write_run(spec, root, root / "runs")
     wandb.teardown()  # stop the wandb-core service this process started
     return fixture
+
+
+def write_analysis_fixture(root: Path) -> AnalysisFixture:
+    """Write every run of :data:`RUNS` under ``root`` (W&B files in ``root/wandb``, run folders in ``root/runs``)."""
+    return write_runs(root, RUNS)
 
 
 _CACHE: dict[str, AnalysisFixture] = {}

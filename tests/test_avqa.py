@@ -140,6 +140,8 @@ def test_missing_audio_is_skipped_and_reported(tmp_path: Path) -> None:
         "n_items": 3,
         "n_skipped_missing_audio": 2,
         "skipped_ids": ["1", "3"],
+        "n_skipped_bad_audio": 0,
+        "skipped_bad_audio": {},
     }
     assert split.report() == expected
     assert read_json(report_path) == expected

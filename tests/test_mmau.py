@@ -12,8 +12,10 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from data.audio import write_wav
 from data.mmau import MMAU_VERSIONS, content_fingerprint, detect_version, load_mmau, score_records
 from data.schema import DataError
 
@@ -158,8 +160,8 @@ def test_duplicate_ids(tmp_path: Path) -> None:
 def _audio_tree(tmp_path: Path, present: list[int], n: int = 4) -> Path:
     path = _write(tmp_path / "mini.json", [_rec(i) for i in range(n)])
     (tmp_path / "test-mini-audios").mkdir()
-    for i in present:
-        (tmp_path / "test-mini-audios" / f"id-{i}.wav").write_bytes(b"RIFF")
+    for i in present:  # real (tiny) wavs: load_mmau probes every clip that exists
+        write_wav(tmp_path / "test-mini-audios" / f"id-{i}.wav", np.zeros(160, dtype=np.float32))
     return path
 
 
@@ -181,7 +183,7 @@ def test_allow_missing_audio_records_ids(tmp_path: Path) -> None:
     # An explicit audio dir is used instead of the JSON's folder.
     other = tmp_path / "elsewhere"
     (other / "test-mini-audios").mkdir(parents=True)
-    (other / "test-mini-audios" / "id-3.wav").write_bytes(b"RIFF")
+    write_wav(other / "test-mini-audios" / "id-3.wav", np.zeros(160, dtype=np.float32))
     bench = _load_quiet(path, audio_dir=other, allow_missing_audio=True)
     assert [it.id for it in bench.items] == ["id-3"] and bench.missing_audio_ids == ["id-0", "id-1", "id-2"]
 

@@ -27,9 +27,9 @@ from analysis.runs import (
     history_of,
     read_api_runs,
     read_offline_runs,
-    read_records,
     runs_in_group,
 )
+from experiments.wandb_files import read_records
 
 REPO = Path(__file__).resolve().parent.parent
 N_ROWS = 300

@@ -276,5 +276,7 @@ def test_logged_value_that_disagrees_with_the_predictions_is_flagged(tables: Run
     history = tables.history.copy()
     at = (history["run_id"] == "sftf0") & (history["train/global_step"] == 4) & history["eval/test/avg"].notna()
     history.loc[at, "eval/test/avg"] = 55.0  # the predictions at step 4 say 50.00
-    table = build_table2(RunTables(tables.runs, history, []), "toy")
+    # The run directory's checkpoint_evals.jsonl says 50.00 too: the run dir check refuses, unless allowed.
+    table = build_table2(RunTables(tables.runs, history, []), "toy", allow_gaps=True)
     assert any("logged average 55.00 at step 4 differs from its saved predictions (50.00)" in n for n in table.notes)
+    assert any("step 4 eval/test/avg: W&B 55.00, disk 50.00" in n for n in table.notes)

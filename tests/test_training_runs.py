@@ -26,7 +26,7 @@ def test_run_evaluates_every_checkpoint_and_writes_a_wandb_run(name, tmp_path, w
     out = tmp_path / name
     assert main(["run", name, "--profile", "smoke", "--output-dir", str(out)]) == 0
     steps = [e["step"] for e in _evals(out)]
-    assert steps == [0, 2, 4, 4]  # the base, each checkpoint, the final model
+    assert steps == [0, 2, 4]  # the base and each checkpoint (the final model is the last one, recorded once)
     for step in (2, 4):
         for split in ("test", "val"):
             m = json.loads((out / f"checkpoint-{step}" / "eval" / split / "metrics.json").read_text())
@@ -43,7 +43,7 @@ def test_run_evaluates_every_checkpoint_and_writes_a_wandb_run(name, tmp_path, w
     assert run["config"]["experiment"]["name"] == name
     hist = history_of(tables, run["run_id"])
     evals = hist.dropna(subset=["eval/test/avg"])
-    assert sorted(evals["train/global_step"].tolist()) == [0, 2, 4, 4]
+    assert sorted(evals["train/global_step"].tolist()) == [0, 2, 4]
     assert "eval/val/avg" in hist and "train/loss" in hist
 
 
@@ -70,7 +70,7 @@ def test_killed_run_resumes_from_its_last_checkpoint_into_the_same_wandb_run(tmp
     assert (out / "wandb_run_id").read_text().strip() == run_id
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4]
-    assert [e["step"] for e in _evals(out)] == [0, 2, 4, 4]  # nothing re-evaluated, nothing missing
+    assert [e["step"] for e in _evals(out)] == [0, 2, 4]  # nothing re-evaluated, nothing missing
 
     tables = read_offline_runs(wandb_dir)
     assert list(tables.runs["run_id"]) == [run_id] and tables.runs.iloc[0]["state"] == "finished"

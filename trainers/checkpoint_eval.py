@@ -5,8 +5,10 @@ at each checkpoint too (the paper picked checkpoints on MMAU itself). :class:`Ch
 ``TrainerCallback`` that runs the suite's evaluator on the in-memory model right after each save and
 
 - writes ``checkpoint-<step>/eval/<set>/{predictions,metrics}.json`` (resumable like any evaluation);
-- calls ``log({"eval/<set>/<task>": acc, ..., "train/global_step": step})`` (the W&B run's x-axis);
-- appends one line per checkpoint to ``checkpoint_evals.jsonl`` in the run directory.
+- appends one line per checkpoint to ``checkpoint_evals.jsonl`` in the run directory (fsynced: the durable record),
+  and only then calls ``log({"eval/<set>/<task>": acc, ..., "train/global_step": step})`` (the W&B run's x-axis);
+- on a resumed run, evaluates the checkpoint it resumed from if a kill had cut that checkpoint's evaluation short
+  (its predictions resume where they stopped), so no checkpoint of a run goes unevaluated.
 
 Under several processes every process evaluates a shard and one (the main) records the results. The evaluation
 sets are featurised once (a :class:`~data.evaluate.FeatureCache` per set) and reused at every
@@ -24,10 +26,11 @@ from transformers import TrainerCallback
 
 from data.distributed import is_main
 from data.evaluate import DecodingConfig, FeatureCache, evaluate
-from data.io import JsonlAppender
+from data.io import JsonlAppender, read_jsonl
 from data.schema import Item
 
 TASK_KEYS = ("sound", "music", "speech", "avg")
+EVAL_LOG = "checkpoint_evals.jsonl"
 
 
 @dataclass
@@ -62,8 +65,13 @@ class CheckpointEvaluator(TrainerCallback):
         self.processor, self.eval_sets, self.prompt_id, self.decoding = processor, list(eval_sets), prompt_id, decoding
         self.run_dir, self.model_name, self.log = Path(run_dir), model_name, log
 
-    def evaluate_model(self, model: Any, out_dir: Path, step: int) -> dict[str, dict[str, Any]]:
-        """Evaluate ``model`` on every set into ``out_dir/<set>``; log and record the results at ``step``."""
+    def evaluate_model(
+        self, model: Any, out_dir: Path, step: int, *, record: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """Evaluate ``model`` on every set into ``out_dir/<set>``; record (disk, then log) the results at ``step``.
+
+        ``record=False`` only evaluates (or reads back a finished evaluation): for a result already recorded.
+        """
         was_training = model.training
         model.eval()
         results: dict[str, dict[str, Any]] = {}
@@ -79,14 +87,27 @@ class CheckpointEvaluator(TrainerCallback):
         row: dict[str, Any] = {"train/global_step": step}
         for name, metrics in results.items():
             row.update(eval_log_row(name, metrics))
-        if is_main():  # every process evaluated its shard; one records the result
+        if is_main() and record:  # every process evaluated its shard; one records the result
+            with JsonlAppender(self.run_dir / EVAL_LOG) as sink:  # disk first: W&B buffers, a kill can lose it
+                sink.write_many([{"step": step, "dir": str(out_dir), **row}])
             if self.log is not None:
                 self.log(row)
-            with JsonlAppender(self.run_dir / "checkpoint_evals.jsonl") as sink:
-                sink.write({"step": step, "dir": str(out_dir), **row})
             summary = ", ".join(f"{k.removeprefix('eval/')}={v:.1f}" for k, v in row.items() if k.endswith("/avg"))
             print(f"[step {step}] {summary}")
         return results
+
+    def recorded_steps(self) -> set[int]:
+        path = self.run_dir / EVAL_LOG
+        return {int(r["step"]) for r in read_jsonl(path, tolerate_truncated_tail=True)} if path.exists() else set()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        # A resumed run starts from its last checkpoint; if a kill cut that checkpoint's evaluation short, finish it
+        # now, while the model holds exactly that checkpoint's weights.
+        step = state.global_step
+        ckpt = Path(args.output_dir) / f"checkpoint-{step}"
+        if model is None or step == 0 or not ckpt.is_dir() or step in self.recorded_steps():
+            return
+        self.evaluate_model(model, ckpt / "eval", step)
 
     def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         # Every process takes part: the evaluator shards the items across processes and gathers the results.

@@ -32,20 +32,11 @@ from trl import GRPOConfig, GRPOTrainer
 from data.audio import load_audio
 from data.features import featurize
 from data.models import audio_window_seconds
+from trainers.common import FinishedRunGuardMixin, ScheduleStepsMixin, freeze_audio_encoder
 from trainers.group_prefill import shared_prefix_logps
 
 
-class ScheduleStepsMixin:
-    """Decay the learning rate over ``schedule_steps`` instead of the run's length (the original code's 1000-step
-    schedule on runs reported at step 500)."""
-
-    schedule_steps: int | None = None
-
-    def create_scheduler(self, num_training_steps: int, optimizer: Any = None):
-        return super().create_scheduler(self.schedule_steps or num_training_steps, optimizer)  # type: ignore[misc]
-
-
-class AudioGRPOTrainer(ScheduleStepsMixin, GRPOTrainer):
+class AudioGRPOTrainer(FinishedRunGuardMixin, ScheduleStepsMixin, GRPOTrainer):
     """``GRPOTrainer`` whose generation *and* log-probability passes all see the audio."""
 
     def __init__(self, *args: Any, processing_class: Any, audio_channel: str = "mean", **kwargs: Any):
@@ -252,7 +243,6 @@ def build_grpo_trainer(
 ) -> AudioGRPOTrainer:
     """The GRPO trainer of one experiment (full or LoRA by ``exp.lora``; rewards by ``exp.grpo``)."""
     from trainers.rewards import make_rewards
-    from trainers.sft import freeze_audio_encoder
 
     peft_config = None
     if exp.lora is not None:

@@ -33,7 +33,7 @@ from data.features import featurize
 from data.models import audio_window_seconds
 from data.prompts import build_conversation, render_prompt, sft_target
 from data.schema import Item
-from trainers.grpo import ScheduleStepsMixin
+from trainers.common import FinishedRunGuardMixin, ScheduleStepsMixin, freeze_audio_encoder
 
 END_OF_TURN = "<|im_end|>"
 
@@ -105,7 +105,7 @@ def token_mean_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any 
     return total / n
 
 
-class AudioSFTTrainer(ScheduleStepsMixin, Trainer):
+class AudioSFTTrainer(FinishedRunGuardMixin, ScheduleStepsMixin, Trainer):
     """``Trainer`` with the token-mean loss; nothing else differs."""
 
 
@@ -119,11 +119,6 @@ def apply_lora(model: Any, lora: Any) -> Any:
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets, task_type="CAUSAL_LM"
     )
     return get_peft_model(model, config)
-
-
-def freeze_audio_encoder(model: Any) -> None:
-    for p in model.model.audio_tower.parameters():
-        p.requires_grad_(False)
 
 
 def sft_arguments(*, output_dir: str, train: Any, seed: int, report_to: list[str], bf16: bool) -> TrainingArguments:

@@ -1,0 +1,117 @@
+"""A run directory as the durable record of a run, and W&B made to agree with it.
+
+Every row a run sends to W&B is first appended to a JSON-lines file in its run directory (flushed and fsynced):
+``train_log.jsonl`` (the trainer's logs, ``train/...`` keys) and ``checkpoint_evals.jsonl`` (one row per
+evaluation, ``eval/<set>/...`` keys). Both rows carry ``train/global_step``, the x-axis of every W&B chart.
+
+W&B buffers what it is given (an offline run flushes about every 15 s), so a hard kill can lose rows that are
+already on disk. :func:`missing_in_wandb` compares the record with what the run's W&B files hold;
+``experiments.tracking`` re-logs the missing rows, each at its own step, when a run resumes and again after it
+finishes, and refuses to mark a run complete while W&B still lacks any of them.
+
+:class:`RunDirLock` makes one process the only writer of a run directory: a second one gets an error naming the
+holder's pid. The lock is an advisory ``flock`` (``filelock``), which the kernel drops when its holder dies, so a
+killed run never blocks its own resume.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from data.io import JsonlAppender, OwnedLock, read_jsonl
+from trainers.checkpoint_eval import EVAL_LOG
+from trainers.log_recorder import STEP_KEY, TRAIN_LOG
+
+# Keys of the evaluation rows that are bookkeeping of the record, not W&B metrics.
+_RECORD_ONLY_KEYS = ("step", "dir")
+
+
+def append_rows(run_dir: str | Path, name: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows to one of the record's JSON-lines files (fsynced before returning)."""
+    with JsonlAppender(Path(run_dir) / name) as sink:
+        sink.write_many(rows)
+
+
+def record_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every row of the record as W&B would get it: training rows, then evaluation rows, without bookkeeping keys."""
+    rows: list[dict[str, Any]] = []
+    for name in (TRAIN_LOG, EVAL_LOG):
+        path = Path(run_dir) / name
+        if path.exists():
+            for row in read_jsonl(path, tolerate_truncated_tail=True):
+                rows.append({k: v for k, v in row.items() if k not in _RECORD_ONLY_KEYS})
+    return rows
+
+
+def drop_train_rows_after(run_dir: str | Path, step: int) -> int:
+    """Keep only the training rows up to ``step`` (a resume from that checkpoint logs the later ones again)."""
+    path = Path(run_dir) / TRAIN_LOG
+    if not path.exists():
+        return 0
+    rows = read_jsonl(path, tolerate_truncated_tail=True)
+    kept = [r for r in rows if r.get(STEP_KEY, 0) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        append_rows(tmp.parent, tmp.name, kept)
+        os.replace(tmp, path)
+    return len(rows) - len(kept)
+
+
+def wandb_logged_rows(run_id: str, wandb_dir: str | Path) -> list[dict[str, Any]]:
+    """The history rows W&B holds for ``run_id``, read from its local run files under ``wandb_dir``.
+
+    W&B writes these files in online and offline mode alike; after ``finish()`` they hold everything the run sent.
+    """
+    from experiments.wandb_files import RUN_FILE, read_session, run_files
+
+    rows: list[dict[str, Any]] = []
+    root = Path(wandb_dir)
+    if not root.is_dir():
+        return rows
+    for path in run_files(root):
+        match = RUN_FILE.match(path.name)
+        if match and match["id"] == run_id:
+            rows += read_session(path).history
+    return rows
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        a, b = float(a), float(b)
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def missing_in_wandb(record: list[dict[str, Any]], logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The record's rows that no logged row holds (same step, every key present with the same value)."""
+    by_step: dict[Any, list[dict[str, Any]]] = {}
+    for row in logged:
+        by_step.setdefault(row.get(STEP_KEY), []).append(row)
+    missing = []
+    for row in record:
+        candidates = by_step.get(row.get(STEP_KEY), [])
+        wanted = {k: v for k, v in row.items() if v is not None}
+        if not any(all(k in c and _same(c[k], v) for k, v in wanted.items()) for c in candidates):
+            missing.append(row)
+    return missing
+
+
+def steps_of(rows: list[dict[str, Any]]) -> str:
+    steps = sorted({int(r.get(STEP_KEY, -1)) for r in rows})
+    return ", ".join(map(str, steps[:20])) + (", ..." if len(steps) > 20 else "")
+
+
+class RunDirLock(OwnedLock):
+    """Exclusive writer lock on a run directory (``<dir>/.lock``): a second writer gets :class:`LockBusy`."""
+
+    def __init__(self, run_dir: str | Path):
+        super().__init__(
+            Path(run_dir) / ".lock", wait=False,
+            busy_message=f"{run_dir} is being written by another process; wait for it to finish, stop it, or write "
+            "this run elsewhere with --output-dir",
+        )  # fmt: skip
