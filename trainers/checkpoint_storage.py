@@ -20,7 +20,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-OPTIMIZER_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt")
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt")
 KEEP_POLICIES = ("latest", "all")
 
 
@@ -37,7 +37,7 @@ def has_hf_weights(ckpt: Path) -> bool:
 
 def has_optimizer_state(ckpt: Path) -> bool:
     """Whether a checkpoint can resume training (optimizer state in any of the layouts above)."""
-    return (ckpt / "optimizer.pt").exists() or any(ckpt.glob("optimizer_*")) or any(ckpt.glob("global_step*"))
+    return any(ckpt.glob("optimizer*")) or any(ckpt.glob("global_step*"))
 
 
 def prune_optimizer_state(ckpt: Path) -> list[str]:
