@@ -49,12 +49,11 @@ from analysis.select import (
     run_seed,
 )
 from experiments.runner import COMPLETE_MARKER
+from trainers.record_files import EVAL_LOG, RUN_ID_FILE
 
 CHECKED_KEYS: tuple[str, ...] = (*TEST_KEYS.values(), VAL_KEY)
 # Both sides hold the same number, rounded to 2 decimals; anything beyond float noise is a real difference.
 TOLERANCE = 0.006
-EVALS_FILE = "checkpoint_evals.jsonl"
-RUN_ID_FILE = "wandb_run_id"  # written by experiments.tracking: the W&B run that wrote the directory
 
 # Problem kinds
 MISSING_IN_WANDB = "missing in W&B"
@@ -184,7 +183,7 @@ def read_disk_evals(run_dir: str | Path, *, direct: bool = False) -> tuple[pd.Da
     """
     run_dir = Path(run_dir)
     columns = ["step", *CHECKED_KEYS]
-    if direct and not (run_dir / EVALS_FILE).is_file():
+    if direct and not (run_dir / EVAL_LOG).is_file():
         path = run_dir / "metrics.json"
         if not path.is_file():
             return None, path.name, []
@@ -194,7 +193,7 @@ def read_disk_evals(run_dir: str | Path, *, direct: bool = False) -> tuple[pd.Da
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             return None, path.name, [f"{path.name} not readable ({exc})"]
         return pd.DataFrame([{**row, VAL_KEY: math.nan}], columns=columns), path.name, []
-    path = run_dir / EVALS_FILE
+    path = run_dir / EVAL_LOG
     if not path.is_file():
         return None, path.name, []
     rows: list[dict[str, Any]] = []

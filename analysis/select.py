@@ -41,6 +41,7 @@ from analysis.paper_numbers import TABLE2_EXPERIMENTS, TASK_COLUMNS
 from analysis.runs import RunTables
 from data.io import read_json
 from data.schema import DataError
+from trainers.record_files import STEP_KEY
 
 SELECTION_RULES: dict[str, str] = {
     "best-val": "highest validation accuracy (eval/val/avg), ties to the earliest step",
@@ -49,7 +50,6 @@ SELECTION_RULES: dict[str, str] = {
     "as in the paper",
 }
 DEFAULT_RULE = "best-val"
-STEP_KEY = "train/global_step"
 TEST_KEYS: dict[str, str] = {task: f"eval/test/{task}" for task in TASK_COLUMNS}
 VAL_KEY = "eval/val/avg"
 UNKNOWN_VERSION = "unknown"

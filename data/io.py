@@ -78,6 +78,17 @@ def read_jsonl(path: str | Path, *, tolerate_truncated_tail: bool = False) -> li
     return rows
 
 
+def append_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append rows to a JSON-lines file, fsynced before returning (a durable record for what is logged next)."""
+    with JsonlAppender(path) as sink:
+        sink.write_many(rows)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> None:
+    """Replace a JSON-lines file with ``rows`` (temporary file, then rename)."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
 class JsonlAppender:
     """Append records to a JSON-lines file, flushing each one so that a kill loses at most the record in flight."""
 

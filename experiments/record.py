@@ -17,23 +17,14 @@ killed run never blocks its own resume.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from data.io import JsonlAppender, OwnedLock, read_jsonl
-from trainers.checkpoint_eval import EVAL_LOG
-from trainers.log_recorder import STEP_KEY, TRAIN_LOG
+from data.io import OwnedLock, read_jsonl, write_jsonl_atomic
+from trainers.record_files import EVAL_LOG, STEP_KEY, TRAIN_LOG
 
 # Keys of the evaluation rows that are bookkeeping of the record, not W&B metrics.
 _RECORD_ONLY_KEYS = ("step", "dir")
-
-
-def append_rows(run_dir: str | Path, name: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Append rows to one of the record's JSON-lines files (fsynced before returning)."""
-    with JsonlAppender(Path(run_dir) / name) as sink:
-        sink.write_many(rows)
 
 
 def record_rows(run_dir: str | Path) -> list[dict[str, Any]]:
@@ -55,10 +46,7 @@ def drop_train_rows_after(run_dir: str | Path, step: int) -> int:
     rows = read_jsonl(path, tolerate_truncated_tail=True)
     kept = [r for r in rows if r.get(STEP_KEY, 0) <= step]
     if len(kept) != len(rows):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        append_rows(tmp.parent, tmp.name, kept)
-        os.replace(tmp, path)
+        write_jsonl_atomic(path, kept)
     return len(rows) - len(kept)
 
 

@@ -202,9 +202,11 @@ def run_table2(profile: str, seeds: list[int]) -> list[ResolvedRun]:
 def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     """Zero-shot evaluation of the profile's base model on its test set, logged as a W&B run (Table 2's row)."""
     from data.distributed import is_main
-    from experiments.record import append_rows, record_rows
+    from data.io import append_jsonl
+    from experiments.record import record_rows
     from experiments.tracking import tracked_run
-    from trainers.checkpoint_eval import EVAL_LOG, eval_log_row
+    from trainers.checkpoint_eval import eval_log_row
+    from trainers.record_files import EVAL_LOG, STEP_KEY
 
     data = resolved.profile.data()
     model_path = resolved.profile.resolve_model()
@@ -214,10 +216,10 @@ def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]
             prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
             version_label=resolved.profile.benchmark_label,
         )  # fmt: skip
-        row = {"train/global_step": 0, **eval_log_row("test", metrics)}
+        row = {STEP_KEY: 0, **eval_log_row("test", metrics)}
         # One process records (a resumed run's row is already on disk, and re-logged if W&B lost it).
         if is_main() and row not in record_rows(resolved.output_dir):
-            append_rows(resolved.output_dir, EVAL_LOG, [{"step": 0, "dir": str(resolved.output_dir), **row}])
+            append_jsonl(resolved.output_dir / EVAL_LOG, [{"step": 0, "dir": str(resolved.output_dir), **row}])
             tracker.log(row)
         summary = {"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row("test", metrics).items()}
         tracker.summary({**summary, "final/step": 0, "benchmark_version": metrics["benchmark"]["version"]})

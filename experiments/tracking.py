@@ -13,14 +13,16 @@
   while W&B still buffered them) are logged again at their own steps; a run whose W&B history still lacks any
   row after that raises :class:`WandbIncomplete`, so it is never marked complete.
 
-The Hugging Face ``WandbCallback`` reuses this run (it only calls ``wandb.init`` when no run is active) and logs
-``train/...`` metrics with ``train/global_step``; extra metrics are logged with that key too, never with ``step=``.
+The trainers report to nobody themselves: ``trainers/log_recorder.py`` writes each log row to the run directory
+and then logs it here, named as Hugging Face's ``WandbCallback`` names it (``train/...`` with ``train/global_step``);
+every row carries that key (the chart x-axis), never ``step=``.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from typing import Any
 
 from data.schema import DataError
 from experiments.profiles import output_root
+from trainers.record_files import RUN_ID_FILE, STEP_KEY
 
 
 def wandb_mode() -> str:
@@ -97,9 +100,18 @@ def _init_run(resolved: Any, run_id: str, config: dict[str, Any], mode: str, pat
         try:
             return _init_run_once(resolved, run_id, config, mode)
         except Exception as exc:  # wandb raises its ServerResponseError here
-            if "in use" not in str(exc) or time.monotonic() > deadline:
+            if "in use" not in str(exc):
                 raise
-            print(f"W&B run {run_id} is still held by the service of a killed process; waiting for it to exit")
+            if time.monotonic() > deadline:
+                shared = os.environ.get("WANDB_SERVICE")
+                raise DataError(
+                    f"W&B run {run_id} is still in use after {patience_s:.0f} s"
+                    + (" by the W&B service this process inherited (WANDB_SERVICE is set: a killed run's stream "
+                       "lives on in that service); unset WANDB_SERVICE or restart the process that owns it"
+                       if shared else "; check that no other process is writing this run")
+                ) from exc  # fmt: skip
+            print(f"W&B run {run_id} is still held by the service of a killed process; waiting for it to exit "
+                  f"({exc})", file=sys.stderr, flush=True)  # fmt: skip
             time.sleep(2.0)
 
 
@@ -119,16 +131,23 @@ def _init_run_once(resolved: Any, run_id: str, config: dict[str, Any], mode: str
         settings=wandb.Settings(silent=True, x_disable_stats=True, console="off", save_code=False),
     )
     # The trainers' step counter is the x-axis of every chart, including evaluations logged from callbacks.
-    run.define_metric("train/global_step")
-    run.define_metric("*", step_metric="train/global_step", step_sync=True)
+    run.define_metric(STEP_KEY)
+    run.define_metric("*", step_metric=STEP_KEY, step_sync=True)
     return run
+
+
+def _wandb_gaps(run_id: str, run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of the run directory's record that the run's W&B files lack."""
+    from experiments.record import missing_in_wandb, record_rows, wandb_logged_rows
+
+    return missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run_id, wandb_dir()))
 
 
 def relog_missing(run: Any, run_dir: Path, when: str) -> int:
     """Log again, each at its own step, the record's rows that the run's W&B files lack; returns how many."""
-    from experiments.record import missing_in_wandb, record_rows, steps_of, wandb_logged_rows
+    from experiments.record import steps_of
 
-    missing = missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run.id, wandb_dir()))
+    missing = _wandb_gaps(run.id, run_dir)
     for row in missing:
         run.log({k: v for k, v in row.items() if v is not None})
     if missing:
@@ -139,17 +158,17 @@ def relog_missing(run: Any, run_dir: Path, when: str) -> int:
 
 def _verify_complete(resolved: Any, run_id: str, config: dict[str, Any], mode: str) -> None:
     """After ``finish()``: W&B must hold every row of the record; repair once, then refuse."""
-    from experiments.record import missing_in_wandb, record_rows, steps_of, wandb_logged_rows
+    from experiments.record import steps_of
 
     run_dir = resolved.output_dir
-    if not missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run_id, wandb_dir())):
+    if not _wandb_gaps(run_id, run_dir):
         return
     run = _init_run(resolved, run_id, config, mode)
     try:
         relog_missing(run, run_dir, "after finishing")
     finally:
         run.finish(exit_code=0)
-    still = missing_in_wandb(record_rows(run_dir), wandb_logged_rows(run_id, wandb_dir()))
+    still = _wandb_gaps(run_id, run_dir)
     if still:
         raise WandbIncomplete(
             f"W&B run {run_id} ({wandb_dir()}) lacks {len(still)} row(s) of {run_dir} (steps {steps_of(still)}) "
@@ -166,7 +185,7 @@ def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | Non
     if mode == "disabled" or not is_main():  # one W&B run per experiment run: the main process's
         yield Tracker(None)
         return
-    id_file = resolved.output_dir / "wandb_run_id"
+    id_file = resolved.output_dir / RUN_ID_FILE
     run_id = id_file.read_text().strip() if resume and id_file.exists() else secrets.token_hex(4)
     resolved.output_dir.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id + "\n")

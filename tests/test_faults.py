@@ -23,7 +23,10 @@ STEP = "train/global_step"
 
 
 def _env(root: Path) -> dict[str, str]:
-    return {**os.environ, "R1AQA_OUTPUTS": str(root), "WANDB_DIR": str(root / "wandb"), "PYTHONPATH": str(REPO),
+    # Without WANDB_SERVICE: a test of this session that ran wandb in-process set it, and a run started with it
+    # would use that service (kept alive by pytest), so a killed run's W&B stream would outlive the kill.
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**env, "R1AQA_OUTPUTS": str(root), "WANDB_DIR": str(root / "wandb"), "PYTHONPATH": str(REPO),
             "CUDA_VISIBLE_DEVICES": ""}  # fmt: skip
 
 
@@ -31,7 +34,7 @@ def _run(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     proc = subprocess.run([sys.executable, "-m", "experiments", "run", *args], env=_env(root), cwd=REPO,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     if check and proc.returncode != 0:
-        pytest.fail(f"run {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        pytest.fail(f"run {args} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 

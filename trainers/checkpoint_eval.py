@@ -26,11 +26,11 @@ from transformers import TrainerCallback
 
 from data.distributed import is_main
 from data.evaluate import DecodingConfig, FeatureCache, evaluate
-from data.io import JsonlAppender, read_jsonl
+from data.io import append_jsonl, read_jsonl
 from data.schema import Item
+from trainers.record_files import EVAL_LOG, STEP_KEY
 
 TASK_KEYS = ("sound", "music", "speech", "avg")
-EVAL_LOG = "checkpoint_evals.jsonl"
 
 
 @dataclass
@@ -84,12 +84,12 @@ class CheckpointEvaluator(TrainerCallback):
                 )  # fmt: skip
         finally:
             model.train(was_training)
-        row: dict[str, Any] = {"train/global_step": step}
+        row: dict[str, Any] = {STEP_KEY: step}
         for name, metrics in results.items():
             row.update(eval_log_row(name, metrics))
         if is_main() and record:  # every process evaluated its shard; one records the result
-            with JsonlAppender(self.run_dir / EVAL_LOG) as sink:  # disk first: W&B buffers, a kill can lose it
-                sink.write_many([{"step": step, "dir": str(out_dir), **row}])
+            # Disk first: W&B buffers, a kill can lose the row.
+            append_jsonl(self.run_dir / EVAL_LOG, [{"step": step, "dir": str(out_dir), **row}])
             if self.log is not None:
                 self.log(row)
             summary = ", ".join(f"{k.removeprefix('eval/')}={v:.1f}" for k, v in row.items() if k.endswith("/avg"))

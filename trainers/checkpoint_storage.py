@@ -8,7 +8,7 @@ trainer wrote ``trainer_state.json``, its last file), so a kill at any moment le
 ``keep="all"`` (``--set train.keep_optimizer=all``) keeps everything.
 
 What goes, per layout: ``optimizer.pt``, ``scheduler.pt`` and ``scaler.pt`` (one process, DDP); FSDP's
-``optimizer_*`` folders; DeepSpeed's ``global_step*`` folders, only where the checkpoint also holds Hugging Face
+``optimizer.bin`` or ``optimizer_*`` folders; DeepSpeed's ``global_step*`` folders, only where the checkpoint also holds Hugging Face
 weights (``model.safetensors*`` or ``adapter_model.safetensors``), since there they may be the only copy.
 """
 

@@ -14,10 +14,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from data.io import JsonlAppender
+from data.io import append_jsonl
+from trainers.record_files import STEP_KEY, TRAIN_LOG
 
-TRAIN_LOG = "train_log.jsonl"
-STEP_KEY = "train/global_step"
 RUN_TOTALS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
 
 
@@ -55,7 +54,6 @@ class TrainLogRecorder(TrainerCallback):
         if not scalars:
             return
         row = {**wandb_keys(scalars), STEP_KEY: state.global_step}
-        with JsonlAppender(self.path) as sink:
-            sink.write_many([row])
+        append_jsonl(self.path, [row])
         if self.log is not None:
             self.log(row)
