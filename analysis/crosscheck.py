@@ -177,7 +177,7 @@ def _number(value: Any) -> float:
 def read_disk_evals(run_dir: str | Path, *, direct: bool = False) -> tuple[pd.DataFrame | None, str, list[str]]:
     """The evaluations a run directory holds, in the shape of :func:`analysis.select.eval_rows`.
 
-    ``checkpoint_evals.jsonl``, one row per step (the last written: the final model's line repeats the last save's);
+    ``checkpoint_evals.jsonl``, one row per step (the last written: runs of earlier versions repeat the last save's line for the final model);
     for a ``direct`` run directory without one (written by an older version): ``metrics.json`` (accuracy in percent,
     as logged) at step 0. Returns (rows, the file read, problems reading it); rows is None when the file is absent.
     """

@@ -162,7 +162,7 @@ def _collect(tables: RunTables, runs: list[dict[str, Any]], experiment: str) -> 
     for run in runs:
         history = tables.history[tables.history["run_id"] == run["run_id"]].sort_values("_step", kind="stable")
         histories.append(history)
-        rows = eval_rows(tables, run["run_id"])  # one per step: the final model's row repeats the last save's
+        rows = eval_rows(tables, run["run_id"])  # one per step (older runs logged the last step twice)
         evals.append(pd.Series(rows[TEST_AVG].to_numpy(dtype=float), index=rows["step"].to_numpy()).sort_index())
         versions.append(benchmark_version(run, None))
     seeds = [int(run["config"].get("seed", 0)) for run in runs]

@@ -8,8 +8,8 @@ A run is ad hoc when its config says ``adhoc`` (``--set`` overrides), ``canonica
 candidates too, and the latest finished run wins whatever its settings; the reports then mark them.
 
 Checkpoints (``--select``), among the evaluation rows of a run's history (step 0 = the base model, then every save;
-the final model is evaluated again at the last step). The rows are taken one per step, the last logged: the final
-model's row repeats the last save's, and a resumed run may log a step again.
+the final model is the last save). The rows are taken one per step, the last logged: a resumed run may log a step
+again, and runs of earlier versions logged the final model's row a second time at the last step.
 
 - ``best-val`` (default): the highest ``eval/val/avg`` (the held-out validation split), ties to the earliest step;
   the honest choice, since the test set plays no part in it;
