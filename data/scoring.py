@@ -37,6 +37,14 @@ def extract_answer(text: str, *, dotall: bool = True) -> str:
     return (m.group(1) if m else text).strip()
 
 
+def has_answer(text: str) -> bool:
+    """Whether ``text`` holds a complete ``<answer>...</answer>``: the match :func:`extract_answer` takes (DOTALL).
+
+    Without one, extraction falls back to the whole output (a truncated think-then-answer output, for instance).
+    """
+    return _ANSWER_DOTALL.search(text) is not None
+
+
 def mmau_tokens(s: str) -> set[str]:
     """MMAU's tokenizer: lowercase, then the set of ``\\b\\w+\\b`` words (Unicode word characters, punctuation dropped)."""
     return set(_WORD.findall(s.lower()))
