@@ -1,4 +1,5 @@
-"""Prefilling each distinct prompt once gives plain generation's scores and tokens, with the audio in the prefill."""
+"""Prefilling each distinct prompt once gives plain generation's scores and tokens, with the audio in the prefill;
+under active dropout (training mode, as TRL samples) the switch stands aside, so the tokens are still plain ones."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+import trainers.group_prefill as group_prefill
 from data.features import featurize
 from data.models import build_tiny_model
 from data.prompts import build_conversation, render_prompt
+from experiments.spec import LoraSpec
 from tests.helpers import TEST_WORDS
-from trainers.group_prefill import distinct_prompts, shared_prefill
+from trainers.group_prefill import active_dropout, distinct_prompts, shared_prefill
 
 
 def _batch(processor, rows, padding_side="left"):
@@ -24,7 +27,7 @@ def _batch(processor, rows, padding_side="left"):
 
 def _generate(model, inputs, shared, **kw):
     prefill_rows = []
-    hook = model.model.language_model.embed_tokens.register_forward_hook(
+    hook = model.get_input_embeddings().register_forward_hook(
         lambda m, a, o: prefill_rows.append(tuple(a[0].shape)) if a[0].shape[1] > 1 else None
     )
     torch.manual_seed(0)
@@ -69,3 +72,54 @@ def test_distinct_prompts_compare_tokens_padding_and_audio():
     features[3, 0, 0] = 1.0  # same text as rows 0-1, another clip
     first, inverse = distinct_prompts(ids, mask, features, torch.ones(4, 8, dtype=torch.long))
     assert first.tolist() == [0, 2, 3] and inverse.tolist() == [0, 0, 1, 2]
+
+
+def _with_dropout(source: str):
+    """The tiny model in training mode with one kind of dropout at 0.5: LoRA's (as in grpo-p2-lora, where it is
+    0.05), the language model's attention dropout, or the audio encoder's."""
+    model, processor = build_tiny_model(seed=1, words=TEST_WORDS)
+    if source == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        spec = LoraSpec()
+        config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=0.5, target_modules=spec.targets,
+                            task_type="CAUSAL_LM")  # fmt: skip
+        model = get_peft_model(model, config)
+        with torch.no_grad():  # non-zero adapters (B starts at zero), so the dropped branch changes the logits
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)
+    elif source == "attention":  # the rate each attention module reads (copied from the config when built)
+        for layer in model.model.language_model.layers:
+            layer.self_attn.attention_dropout = 0.5
+    else:  # the encoder's dropout on its input embeddings
+        model.model.audio_tower.dropout = 0.5
+    model.train()
+    return model, processor
+
+
+@pytest.mark.parametrize(
+    "source, named",
+    [("lora", "LoRA dropout 0.5"), ("attention", "Qwen2Attention.attention_dropout 0.5"),
+     ("audio", "Qwen2AudioEncoder.dropout 0.5")],
+)  # fmt: skip
+def test_stands_aside_under_dropout_in_training_mode(source, named, capsys, monkeypatch):
+    monkeypatch.setattr(group_prefill, "_told", set())  # a fresh process: nothing said yet
+    model, processor = _with_dropout(source)
+    assert named in active_dropout(model)
+    inputs = _batch(processor, [0, 1, 0, 1, 1, 0])
+    sampling = {"do_sample": True, "top_k": 50, "temperature": 1.0}
+    ref_tokens, _, ref_prefill = _generate(model, inputs, False, **sampling)
+    tokens, _, prefill = _generate(model, inputs, True, **sampling)
+    # One shared prompt would draw one dropout mask where G copies draw G: the tokens would differ.
+    assert torch.equal(tokens, ref_tokens)
+    assert prefill == ref_prefill == [(6, inputs["input_ids"].shape[1])]  # the plain prefill ran
+    _generate(model, inputs, True, **sampling)
+    said = capsys.readouterr().out.splitlines()
+    assert [line for line in said if "stands aside" in line] == [
+        f"shared_prompt_prefill stands aside: dropout is active during sampling ({named}); "
+        + ("set --set lora.dropout=0" if source == "lora" else "set the model's dropout rates to 0")
+        + " to use it"
+    ]  # once per process, not once per generation
+    model.eval()  # no dropout: the switch applies again
+    assert _generate(model, inputs, True, **sampling)[2] == [(2, inputs["input_ids"].shape[1] - 1)]

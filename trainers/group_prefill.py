@@ -7,31 +7,39 @@ log-probabilities) on G copies too, so the same prompt (text and audio, about 85
 without their last token, through the model with a cache; the cache is gathered back to every row (an indexing
 step, so gradients from all G rows flow back into the one prompt computation), and the rest runs on top of it:
 
-- **sampling** (``shared_prefill``): ``generate`` gets the cache, feeds only the last prompt token and samples exactly
-  as before (same logits processors, same random draws). Measured before this switch (notes section 8): prefill
-  0.14 s for 8 rows against 0.04 s for one, on an H200.
-- **scoring** (``shared_prefix_logps``): the last prompt token and the completion go through TRL's fused LM head on
-  top of the cache, with the positions the plain pass uses, so log-probabilities, entropies and gradients are the
-  plain pass's.
+- **sampling** (``shared_prefill``, ``grpo.shared_prompt_prefill``): ``generate`` gets the cache, feeds only the last
+  prompt token and samples exactly as before (same logits processors, same random draws). Measured before this
+  switch (notes section 8): prefill 0.14 s for 8 rows against 0.04 s for one, on an H200.
+- **scoring** (``shared_prefix_logps``, ``grpo.shared_prompt_scoring``): the last prompt token and the completion go
+  through TRL's fused LM head on top of the cache, with the positions the plain pass uses, so log-probabilities,
+  entropies and gradients are the plain pass's.
 
     from trainers.group_prefill import shared_prefill
     with shared_prefill(model):      # model.generate prefills each distinct prompt once inside the block
         model.generate(**inputs)
 
 Both fall back to the plain path where sharing does not apply: no repeated prompt, right padding, a static cache,
-gradient checkpointing (which turns the cache off), and for scoring, dropout in training mode (LoRA's default
-0.05 included: G copies of a prompt each draw their own dropout mask, one shared prompt would draw one; set
-``--set lora.dropout=0`` to share). ``tests/test_group_prefill.py`` checks the same scores and sampled tokens as
-plain generation, ``tests/test_grpo.py`` the same log-probabilities, entropies and gradients as the plain pass.
+gradient checkpointing (scoring: it turns the cache off), and **active dropout** (``active_dropout``: the model in
+training mode with any dropout rate above 0, LoRA's default 0.05 included). TRL 1.16 samples with the policy in
+training mode (``transformers.Trainer.training_step`` calls ``model.train()`` before ``GRPOTrainer._prepare_inputs``,
+and ``GRPOTrainer._generate_single_turn`` generates under ``torch.no_grad()`` without ``eval()``; its
+``disable_dropout`` defaults to False), so under dropout G copies of a prompt each draw their own mask where one
+shared prompt would draw one: the samples and scores would differ from the plain path's. Each switch that stands
+aside says so once per process (``stands_aside``); ``--set lora.dropout=0`` lets LoRA runs share.
+``tests/test_group_prefill.py`` checks the same scores and sampled tokens as plain generation (and the same tokens
+under dropout, by standing aside), ``tests/test_grpo.py`` the same log-probabilities, entropies and gradients as
+the plain pass.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 from transformers.integrations.fsdp import is_fsdp_managed_module
 
 from data.audio_encoder import _base, distinct_rows, group_rows
@@ -77,6 +85,8 @@ def generate_with_shared_prefill(
         or kwargs.get("past_key_values") is not None
         or not bool(attention_mask[:, -1].all())  # right padding: the last column is not a real token everywhere
         or bool((input_ids[:, -1] == audio_token).any())  # the audio must lie in the prefilled part
+        # G copies would each draw their own dropout masks, one shared prompt one (and other random draws after it)
+        or stands_aside("shared_prompt_prefill", model)
     ):
         return plain()
     features, feature_mask = kwargs.pop("input_features", None), kwargs.pop("feature_attention_mask", None)
@@ -106,14 +116,54 @@ def generate_with_shared_prefill(
                     past_key_values=cache, **kwargs)  # fmt: skip
 
 
+# Rate attributes the forwards read in training mode: nn.Dropout's ``p``; Qwen2Attention's ``attention_dropout``;
+# the Whisper-style audio encoder's ``dropout``, ``activation_dropout`` and ``layerdrop`` (a random layer skip).
+_RATES = ("dropout", "attention_dropout", "activation_dropout", "layerdrop")
+
+
+def active_dropout(model: Any) -> list[str]:
+    """What makes a forward of ``model`` stochastic, e.g. ``["LoRA dropout 0.05"]``; empty where nothing does (eval
+    mode, or every rate 0). Reads the rates the modules themselves use, not the config, so the answer is what the
+    forward does."""
+    if not model.training:
+        return []
+    found: dict[tuple[str, float], None] = {}  # an ordered set of (what, rate)
+    for name, module in model.named_modules():
+        if not module.training:
+            continue
+        if isinstance(module, torch.nn.Dropout):
+            if module.p > 0:
+                found["LoRA dropout" if "lora_dropout" in name else "nn.Dropout", module.p] = None
+            continue
+        for attr in _RATES:
+            rate = module.__dict__.get(attr)  # plain attributes only (a submodule named ``dropout`` is seen above)
+            if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+                found[f"{type(module).__name__}.{attr}", rate] = None
+    return [f"{what} {rate:g}" for what, rate in found]
+
+
 def has_active_dropout(model: Any) -> bool:
     """Whether a forward of ``model`` is stochastic (training mode with a dropout above 0, LoRA's included)."""
-    if not model.training:
-        return False
-    text = _base(model).config.get_text_config()
-    if getattr(text, "attention_dropout", 0) > 0:
-        return True
-    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 and m.training for m in model.modules())
+    return bool(active_dropout(model))
+
+
+_told: set[str] = set()  # switches that have said they stand aside (once per process)
+
+
+def stands_aside(switch: str, model: Any, when: str = "during sampling") -> bool:
+    """Whether the speed switch ``switch`` must leave ``model``'s forwards as they are because dropout is active
+    (sharing or merging would change the random draws); the first time per process, says so in one line."""
+    # The usual case, not a corner: TRL 1.16 samples in training mode (transformers' Trainer.training_step calls
+    # model.train(), then GRPOTrainer._prepare_inputs -> _generate_single_turn runs generate under no_grad only).
+    sources = active_dropout(model)
+    if sources and switch not in _told:
+        _told.add(switch)
+        lora = any(s.startswith("LoRA") for s in sources)
+        fix = "set --set lora.dropout=0" if lora else "set the model's dropout rates to 0"
+        if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process of a multi-GPU launch
+            # tqdm.write: on its own line above the training progress bar, not appended to it
+            tqdm.write(f"{switch} stands aside: dropout is active {when} ({', '.join(sources)}); {fix} to use it")
+    return bool(sources)
 
 
 def shared_prefix_logps(
@@ -141,7 +191,8 @@ def shared_prefix_logps(
         split < 1
         or input_ids.shape[0] < 2
         or getattr(base.language_model, "gradient_checkpointing", False)
-        or has_active_dropout(unwrapped)  # G copies would each draw their own mask; one shared prompt would not
+        # G copies would each draw their own mask; one shared prompt would not
+        or stands_aside("shared_prompt_scoring", unwrapped, "in the log-probability passes")
         # FSDP gathers the root's weights only in the whole model's forward, and frees them before a second
         # forward's backward: the prompt pass cannot run separately.
         or is_fsdp_managed_module(unwrapped)

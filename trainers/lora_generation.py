@@ -8,6 +8,12 @@ the error would accumulate over thousands of steps. So the adapted base weights 
 copied back after the unmerge: the frozen base stays exactly what it was (``tests/test_lora_generation.py``). The
 copy costs the memory of the adapted weights (about 13 GB in bf16 for the 7B language model).
 
+It applies only where no dropout is active: in eval mode, or in training mode with every dropout rate 0
+(``trainers.group_prefill.active_dropout``, the predicate the shared-prompt switches use). TRL samples with the
+policy in training mode (see ``trainers/group_prefill.py``), where PEFT applies LoRA dropout to the adapter branch's
+input and merged weights cannot: with LoRA dropout above 0 (0.05 by default) the block leaves the adapters unmerged
+and says so once per process (``--set lora.dropout=0`` lets it merge).
+
     with merged_lora(peft_model):
         peft_model.generate(...)
 """
@@ -20,6 +26,8 @@ from typing import Any
 
 import torch
 
+from trainers.group_prefill import stands_aside
+
 
 def _lora_layers(model: Any) -> list[Any]:
     from peft.tuners.lora import LoraLayer
@@ -29,10 +37,11 @@ def _lora_layers(model: Any) -> list[Any]:
 
 @contextmanager
 def merged_lora(model: Any) -> Iterator[None]:
-    """Merge the active LoRA adapters into the base weights inside the block; restore them exactly after it."""
+    """Merge the active LoRA adapters into the base weights inside the block; restore them exactly after it.
+    Under active dropout the block runs on the unmerged adapters (merging would drop LoRA's dropout)."""
     layers = _lora_layers(model)
-    if not layers or any(layer.merged for layer in layers):
-        yield  # nothing to merge, or already merged by someone else: leave it alone
+    if not layers or any(layer.merged for layer in layers) or stands_aside("merged_lora_generation", model):
+        yield  # nothing to merge, already merged by someone else, or dropout is active: leave it alone
         return
     saved = [layer.get_base_layer().weight.detach().clone() for layer in layers]
     with torch.no_grad():
