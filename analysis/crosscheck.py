@@ -19,11 +19,17 @@ reports say so; that is not a problem. Each :class:`Problem` names the experimen
 directory and the steps. The reports fail (:class:`GapsError`, exit status 1) while there are problems, unless
 ``--allow-gaps``, and then list them in their notes.
 
+:func:`read_decoding` reads how a selected evaluation was decoded (compute dtype, decoding source, truncation and
+missing-answer rates) from its test ``metrics.json``, only in a run directory this check found here and owned by the
+run; any other evaluation's decoding is "unknown", with the reason (run dir not here or another run's, metrics.json
+written by an older version). Table 2 refuses to mix decodings (:mod:`analysis.table2`).
+
 Usage::
 
     from analysis.crosscheck import check_runs
     check = check_runs(tables, selection.runs)      # experiment -> run rows, as analysis.select.pick_runs gives
     check.problems, check.status("grpo2s0")         # [Problem, ...], "yes (4 evaluations)"
+    read_decoding(check, "grpo2s0", checkpoint.metrics_path)  # Decoding("float32", "neutral", ...)
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from analysis.select import (
     VAL_KEY,
     eval_rows,
     last_per_step,
+    read_metrics,
     run_method,
     run_output_dir,
     run_seed,
@@ -62,6 +69,8 @@ VALUES_DIFFER = "values differ"
 INCOMPLETE = "incomplete"
 UNREADABLE = "unreadable"
 OTHER_RUN = "other run"
+
+NOT_ON_THIS_MACHINE = "run dir not on this machine"  # why a run is not checked (RunCheck.reason)
 
 
 @dataclass(frozen=True)
@@ -242,7 +251,7 @@ def check_run(tables: RunTables, run: Mapping[str, Any], experiment: str) -> Run
         return RunCheck(**head, checked=False, reason="no run dir in its W&B config")
     run_dir = Path(output_dir)
     if not run_dir.is_dir():
-        return RunCheck(**head, checked=False, reason="run dir not on this machine")
+        return RunCheck(**head, checked=False, reason=NOT_ON_THIS_MACHINE)
 
     def problem(kind: str, steps: Sequence[int] = (), detail: str = "") -> Problem:
         return Problem(kind, experiment, seed, run_id, name, output_dir, tuple(steps), detail)
@@ -288,3 +297,72 @@ def check_run(tables: RunTables, run: Mapping[str, Any], experiment: str) -> Run
 def check_runs(tables: RunTables, runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> CrossCheck:
     """Check every run of ``runs`` (experiment -> run rows, as :func:`analysis.select.pick_runs` returns them)."""
     return CrossCheck([check_run(tables, run, experiment) for experiment, rows in runs.items() for run in rows])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# How a selected evaluation was decoded
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How one selected evaluation was decoded, as its test ``metrics.json`` (data/evaluate.py) records it.
+
+    ``compute_dtype`` ("float32", "bfloat16") and ``source`` ("neutral": greedy with neutral settings; "checkpoint":
+    the checkpoint's own generation config) are "unknown" when that file is not the run's own on this machine or was
+    written by an older version of the evaluator; ``reason`` then says which. The rates are percentages of the test
+    items (None: not recorded, as by older versions).
+    """
+
+    compute_dtype: str = UNKNOWN
+    source: str = UNKNOWN
+    greedy: bool | None = None
+    truncation_rate: float | None = None
+    missing_answer_rate: float | None = None
+    reason: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What must be the same for every row of one table: (compute dtype, decoding source)."""
+        return self.compute_dtype, self.source
+
+
+def _rate(value: Any) -> float | None:
+    number = _number(value)
+    return None if number != number else number
+
+
+def read_decoding(check: CrossCheck, run_id: str, metrics_path: Path | None) -> Decoding:
+    """The decoding of run ``run_id``'s selected evaluation, from ``metrics_path`` (its test metrics.json).
+
+    Read only from a run directory that ``check`` found on this machine and owned by this run (otherwise the file,
+    if any, is not this run's): every other case is "unknown" with the check's reason.
+    """
+    run = check.run(run_id)
+    if run is None or not run.checked:
+        return Decoding(reason=run.reason if run is not None else "run not checked")
+    if metrics_path is None:
+        return Decoding(reason="no saved evaluation")
+    metrics = read_metrics(metrics_path)
+    if isinstance(metrics, str):
+        return Decoding(reason=metrics)
+    dtype, decoding = metrics.get("dtype"), metrics.get("decoding")
+    compute = dtype.get("compute") if isinstance(dtype, dict) else None
+    source = decoding.get("source") if isinstance(decoding, dict) else None
+    greedy = decoding.get("greedy") if isinstance(decoding, dict) else None
+    absent = [key for key, value in (("dtype.compute", compute), ("decoding.source", source))
+              if not isinstance(value, str) or not value]  # fmt: skip
+    try:
+        where = metrics_path.relative_to(run.run_dir or "")
+    except ValueError:
+        where = metrics_path
+    reason = f"{where} has no {' or '.join(absent)} (written by an older version)" if absent else ""
+    return Decoding(
+        compute_dtype=compute if isinstance(compute, str) and compute else UNKNOWN,
+        source=source if isinstance(source, str) and source else UNKNOWN,
+        greedy=greedy if isinstance(greedy, bool) else None,
+        truncation_rate=_rate(metrics.get("truncation_rate")),
+        missing_answer_rate=_rate(metrics.get("missing_answer_rate")),
+        reason=reason,
+    )

@@ -79,6 +79,11 @@ class SelectedCheckpoint:
     def adhoc(self) -> bool:
         return bool(self.adhoc_reasons)
 
+    @property
+    def metrics_path(self) -> Path | None:
+        """The selected evaluation's test ``metrics.json``: written beside its predictions by the evaluator."""
+        return self.predictions.with_name("metrics.json") if self.predictions is not None else None
+
 
 @dataclass
 class Selection:
@@ -301,14 +306,25 @@ def benchmark_version(run: Mapping[str, Any], predictions: Path | None) -> str:
     candidates = [predictions.with_name("metrics.json")] if predictions else []
     candidates += [Path(output_dir) / "metrics.json"] if output_dir else []
     for path in candidates:
-        if path.is_file():
-            try:
-                benchmark = read_json(path).get("benchmark") or {}
-            except (DataError, AttributeError):
-                continue
-            if benchmark.get("version"):
-                return str(benchmark["version"])
+        metrics = read_metrics(path)
+        benchmark = metrics.get("benchmark") if isinstance(metrics, dict) else None
+        if isinstance(benchmark, dict) and benchmark.get("version"):
+            return str(benchmark["version"])
     return UNKNOWN_VERSION
+
+
+def read_metrics(path: Path) -> dict[str, Any] | str:
+    """An evaluation's ``metrics.json`` as a dict, or why it cannot be used (absent, unreadable, not an object).
+
+    The one reader of the evaluator's metrics files for the reports (benchmark version, decoding provenance).
+    """
+    if not path.is_file():
+        return f"{path} not found"
+    try:
+        metrics = read_json(path)
+    except DataError as exc:
+        return f"{path} not readable ({exc})"
+    return metrics if isinstance(metrics, dict) else f"{path} is not a JSON object"
 
 
 def _value(x: float) -> float | None:

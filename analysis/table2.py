@@ -2,14 +2,23 @@
 
     python -m analysis.table2 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
                               [--select best-val|final|best-test] [--out reports/<profile>] [--allow-mixed-versions]
-                              [--allow-gaps] [--include-adhoc]
+                              [--allow-mixed-decoding] [--allow-gaps] [--include-adhoc]
 
 Writes ``<out>/table2.md``, ``table2.tex`` (needs ``\\usepackage{booktabs}``) and ``table2.csv`` atomically and
 prints the Markdown; ``<out>`` is ``reports/<profile>`` unless ``--out`` says otherwise. Exit status: 0 written; 2
 some Table 2 experiment has no usable run (the message names them and the commands that produce them); 1 the W&B
 runs disagree with their run directories on this machine (:mod:`analysis.crosscheck`; pass ``--allow-gaps`` to write
 the table anyway with the problems in its notes), the measured rows are on different benchmark versions (pass
-``--allow-mixed-versions`` to label each row instead) or another error in the inputs.
+``--allow-mixed-versions`` to label each row instead), the selected evaluations were decoded in different compute
+dtypes or with different decoding sources (pass ``--allow-mixed-decoding`` to write the table anyway, with a warning
+and each row's decoding in the provenance) or another error in the inputs.
+
+How each selected evaluation was decoded is read from its test ``metrics.json`` in the run directory
+(:func:`analysis.crosscheck.read_decoding`): the compute dtype (``dtype.compute``), the decoding source
+(``decoding.source``: ``neutral`` greedy settings or the ``checkpoint``'s own generation config), the truncation rate
+and the missing-answer rate. An evaluation written by an older version (no such keys), or whose run directory is not
+this run's on this machine, is "unknown": a table whose rows are all unknown is written (it says so), but unknown
+next to known values is a mix like any other, since one precision across the rows cannot be confirmed.
 
 What is in the table:
 
@@ -18,8 +27,9 @@ What is in the table:
   ours - paper)"; with several seeds "mean ± std"; always a 95% interval on the average (one seed: Wilson over
   the items of the saved predictions; several: a t interval over the seeds);
 - provenance of every measured row: benchmark version, profile, selection rule, seeds, selected steps, run ids
-  (ad hoc runs marked; only with ``--include-adhoc``), and whether each run's W&B evaluations were checked against
-  its run directory;
+  (ad hoc runs marked; only with ``--include-adhoc``), the selected evaluations' compute dtype, decoding source,
+  truncation rate and missing-answer rate (means over seeds, with each seed's value), and whether each run's W&B
+  evaluations were checked against its run directory;
 - exact McNemar tests of GRPO + Prompt <2> against each SFT row on per-item correctness at the selected
   checkpoints (items paired by id, runs paired by seed, discordant counts pooled over seeds).
 
@@ -34,12 +44,21 @@ import argparse
 import csv
 import io
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from analysis.crosscheck import CrossCheck, GapsError, check_runs
+from analysis.crosscheck import (
+    NOT_ON_THIS_MACHINE,
+    UNKNOWN,
+    CrossCheck,
+    Decoding,
+    GapsError,
+    check_runs,
+    read_decoding,
+)
 from analysis.paper_numbers import (
     MCNEMAR_PAIRS,
     PAPER_BENCHMARK_VERSION,
@@ -75,6 +94,10 @@ class MixedVersionsError(Exception):
     """The measured rows were evaluated on different benchmark versions."""
 
 
+class MixedDecodingError(Exception):
+    """The selected evaluations were decoded in different compute dtypes or with different decoding sources."""
+
+
 @dataclass
 class MeasuredRow:
     """One measured row: its runs' selected checkpoints and what the table shows of them."""
@@ -87,6 +110,7 @@ class MeasuredRow:
     ci: tuple[float, float] | None
     ci_method: str
     n_items: list[int | None]  # per seed, from the saved predictions (None: not readable here)
+    decodings: list[Decoding] = field(default_factory=list)  # per seed, from the selected evaluations' metrics.json
 
     @property
     def label(self) -> str:
@@ -124,6 +148,7 @@ class Table2:
     mcnemar: list[McNemarRow]
     notes: list[str] = field(default_factory=list)
     mixed_versions: bool = False
+    mixed_decoding: bool = False  # allowed with --allow-mixed-decoding
     check: CrossCheck = field(default_factory=CrossCheck)  # the runs checked against their run directories
     include_adhoc: bool = False
 
@@ -134,6 +159,14 @@ class Table2:
     @property
     def adhoc_checkpoints(self) -> list[SelectedCheckpoint]:
         return [c for row in self.rows for c in row.checkpoints if c.adhoc]
+
+    @property
+    def compute_dtypes(self) -> list[str]:
+        return sorted({d.compute_dtype for row in self.rows for d in row.decodings})
+
+    @property
+    def decoding_sources(self) -> list[str]:
+        return sorted({d.source for row in self.rows for d in row.decodings})
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -159,8 +192,9 @@ def _correctness(
 
 
 def _measured_row(
-    experiment: str, checkpoints: list[SelectedCheckpoint], cache: dict[Path, dict[str, bool] | str], notes: list[str]
-) -> MeasuredRow:
+    experiment: str, checkpoints: list[SelectedCheckpoint], cache: dict[Path, dict[str, bool] | str], notes: list[str],
+    decodings: list[Decoding],
+) -> MeasuredRow:  # fmt: skip
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
     for task in TASK_COLUMNS:
@@ -196,7 +230,7 @@ def _measured_row(
         if correct:
             ci = wilson_interval(sum(correct.values()), len(correct))
         method = f"Wilson, n={len(correct)} items" if correct else "n/a (no predictions)"
-    return MeasuredRow(experiment, PAPER_ROWS[experiment], checkpoints, mean, std, ci, method, n_items)
+    return MeasuredRow(experiment, PAPER_ROWS[experiment], checkpoints, mean, std, ci, method, n_items, decodings)
 
 
 def _mcnemar(
@@ -226,6 +260,7 @@ def build_table2(
     rule: str = DEFAULT_RULE,
     *,
     allow_mixed_versions: bool = False,
+    allow_mixed_decoding: bool = False,
     allow_gaps: bool = False,
     include_adhoc: bool = False,
     source: str = "offline W&B runs",
@@ -237,6 +272,8 @@ def build_table2(
         MissingRunsError: a Table 2 experiment has no finished, non-ad-hoc run of ``profile`` (with
             ``include_adhoc``: no finished run).
         MixedVersionsError: the selected runs are on different benchmark versions (unless allowed).
+        MixedDecodingError: the selected evaluations were decoded in different compute dtypes or with different
+            decoding sources, unknown counting as one more value (unless ``allow_mixed_decoding``).
     """
     selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc)
     check = check_runs(tables, selection.runs)
@@ -257,11 +294,51 @@ def build_table2(
             f"the measured rows were evaluated on different benchmark versions ({detail}). Rerun the odd ones on "
             "one version, or pass --allow-mixed-versions to label every row with its version."
         )
+    decodings = {e: [read_decoding(check, c.run_id, c.metrics_path) for c in selection.chosen[e]]
+                 for e in TABLE2_EXPERIMENTS}  # fmt: skip
+    mixed_decoding = len({d.key for ds in decodings.values() for d in ds}) > 1
+    if mixed_decoding and not allow_mixed_decoding:
+        raise MixedDecodingError(mixed_decoding_message(selection, decodings))
     cache: dict[Path, dict[str, bool] | str] = {}
-    rows = [_measured_row(e, selection.chosen[e], cache, notes) for e in TABLE2_EXPERIMENTS]
+    rows = [_measured_row(e, selection.chosen[e], cache, notes, decodings[e]) for e in TABLE2_EXPERIMENTS]
     mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
     notes += check.notes()
-    return Table2(profile, rule, source, rows, mcnemar, notes, mixed, check, include_adhoc)
+    return Table2(profile, rule, source, rows, mcnemar, notes, mixed, mixed_decoding, check, include_adhoc)
+
+
+def _decoding_words(d: Decoding) -> str:
+    words = f"compute dtype {d.compute_dtype}, decoding {d.source}" + (", sampled" if d.greedy is False else "")
+    return words + (f" ({d.reason})" if d.reason else "")
+
+
+def mixed_decoding_message(selection: Selection, decodings: dict[str, list[Decoding]]) -> str:
+    """Why Table 2 refuses mixed decoding: each selected evaluation's dtype and source, and the two ways on."""
+    pairs = [(c, d) for e in TABLE2_EXPERIMENTS for c, d in zip(selection.chosen[e], decodings[e], strict=True)]
+    differ = [f"{what} {', '.join(values)}" for what, values in (
+        ("compute dtypes", sorted({d.compute_dtype for _, d in pairs})),
+        ("decoding sources", sorted({d.source for _, d in pairs}))) if len(values) > 1]  # fmt: skip
+    lines = [f"the measured rows were not all decoded the same way ({'; '.join(differ)}):"]
+    lines += [f"  - {PAPER_ROWS[c.experiment].label}, seed {c.seed} (run {c.run_id}, step {c.step}): "
+              f"{_decoding_words(d)}" for c, d in pairs]  # fmt: skip
+    # The setting most evaluations share (known ones only: an unknown row is never the one to match).
+    counts = Counter(d.key for _, d in pairs if UNKNOWN not in d.key)
+    common = max(counts, key=lambda k: counts[k]) if counts else None
+    odd = [c for c, d in pairs if d.key != common]
+    lines += [
+        "Rows decoded in different precision or with different generation settings are not comparable. Either:",
+        "  - rerun the runs that differ" + (f" from the rest (most share compute dtype {common[0]}, decoding "
+                                            f"{common[1]})" if common else "")
+        + " with this version of the suite, which decodes every evaluation of a profile in one dtype with neutral "
+        "greedy settings and records both in metrics.json (the table takes the latest finished run of each "
+        "experiment and seed):",
+        *(f"      python -m experiments run {c.experiment} --profile {c.profile} --seed {c.seed} --output-dir "
+          "<new run dir>" for c in odd),
+        *(["    An unknown row whose run directory is elsewhere may need no rerun: run the report on the machine that "
+           "holds it."] if any(d.reason == NOT_ON_THIS_MACHINE for _, d in pairs) else []),
+        "  - or pass --allow-mixed-decoding to write the table anyway, with a warning and each row's decoding in the "
+        "provenance.",
+    ]  # fmt: skip
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -323,6 +400,51 @@ def _checked(row: MeasuredRow, check: CrossCheck) -> str:
     return "; ".join(f"s{c.seed}: {check.status(c.run_id)}" for c in row.checkpoints)
 
 
+def _per_seed(row: MeasuredRow, values: list[str]) -> str:
+    """One value when every seed has it, else each seed's ("s0: float32; s1: bfloat16")."""
+    if len(set(values)) == 1:
+        return values[0]
+    return "; ".join(f"s{c.seed}: {v}" for c, v in zip(row.checkpoints, values, strict=True))
+
+
+def _dtype_cell(row: MeasuredRow) -> str:
+    return _per_seed(row, [d.compute_dtype + (f" ({d.reason})" if d.reason else "") for d in row.decodings])
+
+
+def _decoding_cell(row: MeasuredRow) -> str:
+    return _per_seed(row, [d.source + (" (sampled)" if d.greedy is False else "") for d in row.decodings])
+
+
+def _rates(row: MeasuredRow, attr: str) -> list[float | None]:
+    return [getattr(d, attr) for d in row.decodings]
+
+
+def _mean_rate(row: MeasuredRow, attr: str) -> float | None:
+    values = [v for v in _rates(row, attr) if v is not None]
+    return mean_std(values)[0] if values and len(values) == len(row.decodings) else None  # n/a if a seed lacks it
+
+
+def _rate_cell(row: MeasuredRow, attr: str) -> str:
+    """The rate of the selected evaluation; with several seeds their mean, then each seed's in brackets."""
+    text = _num(_mean_rate(row, attr))
+    if len(row.decodings) > 1:
+        text += " (" + ", ".join(f"s{c.seed}: {_num(v)}" for c, v in zip(row.checkpoints, _rates(row, attr),
+                                                                           strict=True)) + ")"  # fmt: skip
+    return text
+
+
+def _decoding_summary(table: Table2) -> str:
+    """One sentence on how the measured rows were decoded (for the Markdown header and the LaTeX caption)."""
+    dtypes, sources = table.compute_dtypes, table.decoding_sources
+    if table.mixed_decoding:
+        return (f"measured rows decoded differently: compute dtypes {', '.join(dtypes)}; decoding sources "
+                f"{', '.join(sources)}")  # fmt: skip
+    if dtypes == [UNKNOWN] and sources == [UNKNOWN]:
+        return ("decoding of the measured rows unknown (evaluations written by an older version, or run directories "
+                "not on this machine): one compute dtype across the rows cannot be confirmed")  # fmt: skip
+    return f"every measured row decoded in compute dtype {dtypes[0]}, decoding {sources[0]}"
+
+
 def _source(row: MeasuredRow) -> str:
     return row.version + (", ad hoc" if any(c.adhoc for c in row.checkpoints) else "")
 
@@ -337,6 +459,10 @@ def _top_warnings(table: Table2) -> list[str]:
                  if used else "none of the runs used is ad hoc")  # fmt: skip
         out.append("**Ad hoc runs allowed** (`--include-adhoc`): runs whose settings differ from the registered "
                    f"experiments were candidates too, and a row using one is marked ad hoc; {which}.")  # fmt: skip
+    if table.mixed_decoding:
+        out.append("**Mixed decoding** (allowed with `--allow-mixed-decoding`): rows decoded in different precision "
+                   "or with different generation settings are not comparable; each row's decoding is in the "
+                   "provenance.")  # fmt: skip
     problems = table.check.problems
     if problems:
         out.append(f"**The W&B runs disagree with their run directories** ({len(problems)} problem"
@@ -383,6 +509,8 @@ def render_markdown(table: Table2) -> str:
         f"- Quoted rows: MMAU leaderboard numbers quoted from the paper (benchmark {PAPER_BENCHMARK_VERSION}), not "
         "measured here.",
         f"- {_comparability(table)}",
+        f"- Decoding (each selected evaluation's metrics.json): {_decoding_summary(table)}; per row, with the "
+        "truncation and missing-answer rates, in the provenance.",
         *(f"- {warning}" for warning in _top_warnings(table)),
         "",
         "| Method | Source | Sound | Music | Speech | Average | Average, 95% CI |",
@@ -404,14 +532,21 @@ def render_markdown(table: Table2) -> str:
         "Checked against run dir: each run's W&B evaluations compared with its run directory's record "
         "(`checkpoint_evals.jsonl`; an older direct run: `metrics.json`), where that directory is on this machine.",
         "",
+        "Compute dtype, decoding, truncated and no answer: from the selected evaluation's test `metrics.json` in the "
+        "run directory. Decoding `neutral`: greedy with neutral settings; `checkpoint`: the checkpoint's own "
+        "generation config. Unknown: written by an older version, or not on this machine. Truncated: % of test "
+        "outputs that hit the token limit; no answer: % without a complete `<answer>...</answer>` (n/a: not "
+        "recorded); with several seeds the mean, then each seed's value.",
+        "",
         "| Method | Experiment | Benchmark | Profile | Selection | Seeds | Selected step(s) | Run id(s) | Items | "
-        "Checked against run dir |",
-        "|---|---|---|---|---|---|---|---|---:|---|",
+        "Compute dtype | Decoding | Truncated (%) | No answer (%) | Checked against run dir |",
+        "|---|---|---|---|---|---|---|---|---:|---|---|---:|---:|---|",
     ]
     for row in table.rows:
         out.append(f"| {row.label} | {row.experiment} | {row.version} | {table.profile} | {_rules(row)} | "
-                   f"{_seeds(row)} | {_steps(row)} | {_run_ids(row)} | {_items(row)} | "
-                   f"{_checked(row, table.check)} |")  # fmt: skip
+                   f"{_seeds(row)} | {_steps(row)} | {_run_ids(row)} | {_items(row)} | {_dtype_cell(row)} | "
+                   f"{_decoding_cell(row)} | {_rate_cell(row, 'truncation_rate')} | "
+                   f"{_rate_cell(row, 'missing_answer_rate')} | {_checked(row, table.check)} |")  # fmt: skip
     out += [
         "",
         "## McNemar tests: GRPO + Prompt <2> against each SFT row",
@@ -477,6 +612,10 @@ def render_latex(table: Table2) -> str:
                f"{_tex(', '.join(table.versions))}, checkpoint selection \\texttt{{{_tex(table.rule)}}}. "
                "Measured cells: ours (paper, ours $-$ paper); with several seeds mean $\\pm$ std. "
                f"Quoted rows: leaderboard numbers quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION}).")  # fmt: skip
+    caption += f" Decoding: {_tex(_decoding_summary(table))}."
+    if table.mixed_decoding:
+        caption += (" Rows decoded differently (\\texttt{-{}-allow-mixed-decoding}; see the provenance of the Markdown "
+                    "report).")  # fmt: skip
     if table.include_adhoc:
         caption += " Ad hoc runs allowed (\\texttt{-{}-include-adhoc}); rows using one are marked ad hoc."
     if table.check.problems:
@@ -535,13 +674,15 @@ CSV_COLUMNS: tuple[str, ...] = (
     "row", "experiment", "benchmark_version", "profile", "selection", "n_seeds", "seeds", "run_ids", "steps",
     *TASK_COLUMNS, *(f"{t}_std" for t in TASK_COLUMNS), "avg_ci95_low", "avg_ci95_high", "ci_method", "n_items",
     *(f"paper_{t}" for t in TASK_COLUMNS), *(f"diff_{t}" for t in TASK_COLUMNS), "paper_benchmark_version",
-    "adhoc", "run_dir_checked",
+    "adhoc", "run_dir_checked", "compute_dtype", "decoding_source", "truncation_rate", "missing_answer_rate",
+    "truncation_rate_per_seed", "missing_answer_rate_per_seed",
 )  # fmt: skip
 
 
 def render_csv(table: Table2) -> str:
-    """One line per measured row; seeds, run ids, steps, ad hoc flags (yes/no) and run dir checks are
-    ";"-separated in the same (seed) order."""
+    """One line per measured row; seeds, run ids, steps, ad hoc flags (yes/no), run dir checks, compute dtypes,
+    decoding sources and the per-seed rates are ";"-separated in the same (seed) order; the rates without "per seed"
+    are the means over seeds (empty: not recorded)."""
 
     def num(x: float | None) -> str:
         return "" if x is None else _num(x)
@@ -561,6 +702,10 @@ def render_csv(table: Table2) -> str:
             *("" if row.diff(t) is None else _signed(row.diff(t)) for t in TASK_COLUMNS), PAPER_BENCHMARK_VERSION,
             ";".join("yes" if c.adhoc else "no" for c in row.checkpoints),
             ";".join(table.check.status(c.run_id) for c in row.checkpoints),
+            ";".join(d.compute_dtype for d in row.decodings), ";".join(d.source for d in row.decodings),
+            num(_mean_rate(row, "truncation_rate")), num(_mean_rate(row, "missing_answer_rate")),
+            ";".join(num(v) for v in _rates(row, "truncation_rate")),
+            ";".join(num(v) for v in _rates(row, "missing_answer_rate")),
         ])  # fmt: skip
     return buffer.getvalue()
 
@@ -638,6 +783,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkpoint of each run: best-val (default), final, or best-test (the paper's choice)")  # fmt: skip
     parser.add_argument("--allow-mixed-versions", action="store_true",
                         help="allow measured rows on different benchmark versions (each row is labelled)")  # fmt: skip
+    parser.add_argument("--allow-mixed-decoding", action="store_true",
+                        help="allow selected evaluations decoded in different compute dtypes or with different "
+                        "decoding sources, unknown included (older evaluations, run dirs not here); the report warns "
+                        "and lists each row's decoding")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         tables, source = read_runs(args, TABLE2_EXPERIMENTS)
@@ -646,11 +795,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
-                             allow_gaps=args.allow_gaps, include_adhoc=args.include_adhoc, source=source)  # fmt: skip
+                             allow_mixed_decoding=args.allow_mixed_decoding, allow_gaps=args.allow_gaps,
+                             include_adhoc=args.include_adhoc, source=source)  # fmt: skip
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (GapsError, MixedVersionsError, DataError) as exc:
+    except (GapsError, MixedVersionsError, MixedDecodingError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     paths = write_table2(table, out_dir(args))

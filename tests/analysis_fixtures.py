@@ -11,6 +11,11 @@ trainers/checkpoint_eval.py and experiments/runner.py append them, written befor
 ``wandb_run_id`` and, for runs that completed, ``run_complete.json``.
 
 Every test accuracy logged is computed from the prediction files written beside it, so the two always agree.
+Each ``metrics.json`` is written as this version of data/evaluate.py writes it on CPU: ``dtype`` (float32), the
+``decoding`` source (neutral, greedy), and the ``truncation_rate`` / ``missing_answer_rate`` of its predictions, whose
+records carry ``hit_limit`` and ``n_new_tokens``: some wrong outputs are cut at the token limit (no answer tag),
+and grpo-p3's have one answer without its tag (a missing answer that did not hit the limit); see
+:func:`predictions`.
 
 What is in it (profile "toy", benchmark ``toy-1a2b3c4d``, 20 test items, 10 optimizer steps, saves every 4):
 
@@ -26,21 +31,26 @@ Use: ``fixture = analysis_fixture(tmp_path_factory)`` (written once per test pro
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import random
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from analysis.runs import RunTables
 from data.io import write_json_atomic
-from data.scoring import compute_metrics
+from data.scoring import compute_metrics, extract_answer
 
 PROFILE = "toy"
 VERSION = "toy-1a2b3c4d"
 MAX_STEPS = 10
+MAX_NEW_TOKENS = 32  # the fixture experiments' eval.max_new_tokens
 TASK_OF = ["sound"] * 7 + ["music"] * 7 + ["speech"] * 6
 WORDS = ["dog", "cat", "bird", "cow", "piano", "violin", "drum", "flute", "man", "woman", "child", "robot"]
 
@@ -135,20 +145,35 @@ IGNORED_RUNS = ("dir0old", "sftf0x", "grpo2s0adhoc")
 def predictions(spec: RunSpec, ev: Eval, split: str = "test") -> list[dict[str, Any]]:
     """Prediction records of one evaluation: ``k`` items right, chosen by a generator seeded with (run, step).
 
-    The same (run, step) always gives the same answers, so checkpoint-10 and the final model agree.
+    The same (run, step) always gives the same answers, so checkpoint-10 and the final model agree. Of the wrong
+    items, the first ``(step // 4 + seed) % 3`` were cut at the token limit (``hit_limit``, no answer tag: scored
+    on the raw text, as the evaluator does) and, for Prompt <3> runs, the next one answered without the tag.
     """
     records = items()
     k = ev.k_test if split == "test" else round((ev.val or 0.0) * len(records) / 100)
     rng = random.Random(f"{spec.run_id}/{ev.step}/{split}")
     right = set(rng.sample(range(len(records)), k))
+    wrong_items = [i for i in range(len(records)) if i not in right]
+    n_cut = min(len(wrong_items), (ev.step // 4 + spec.seed) % 3)
+    cut = set(wrong_items[:n_cut])
+    bare = set(wrong_items[n_cut : n_cut + (1 if spec.prompt == "p3" else 0)])
     out = []
     for i, rec in enumerate(records):
         wrong = next(c for c in rec["choices"] if c != rec["answer"])
         output = rec["answer"] if i in right else wrong
-        out.append(
-            {**rec, "model_output": output, "model_prediction": output, "raw_output": f"<answer>{output}</answer>"}
-        )
+        raw, n_new = f"<answer>{output}</answer>", 8
+        if i in cut:
+            raw, n_new = "<think>The sound rises, then it", MAX_NEW_TOKENS
+        elif i in bare:
+            raw = output
+        prediction = extract_answer(raw)
+        out.append({**rec, "model_output": prediction, "model_prediction": prediction, "raw_output": raw,
+                    "n_new_tokens": n_new, "hit_limit": i in cut})  # fmt: skip
     return out
+
+
+def _pct(flags: list[bool]) -> float:
+    return round(100.0 * sum(flags) / len(flags), 2)
 
 
 def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -160,8 +185,19 @@ def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         for r in records
     ]  # fmt: skip
     metrics = compute_metrics(rows)
-    metrics["format_rate"] = 100.0
+    metrics["format_rate"] = _pct(["<answer>" in r["raw_output"] for r in records])
     metrics["benchmark"] = {"version": VERSION, "n_items": len(records)}
+    # As data/evaluate.py records them (float32 compute on CPU, neutral greedy decoding).
+    metrics["dtype"] = {"compute": "float32", "weights": "float32"}
+    effective = {"do_sample": False, "num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
+    metrics["decoding"] = {
+        "source": "neutral",
+        "greedy": True,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "effective": effective,
+    }
+    metrics["truncation_rate"] = _pct([r["hit_limit"] for r in records])
+    metrics["missing_answer_rate"] = _pct(["</answer>" not in r["raw_output"] for r in records])  # cut or bare
     return metrics
 
 
@@ -176,10 +212,10 @@ def _eval_row(spec: RunSpec, ev: Eval, out: Path, where: Path | None) -> dict[st
             write_json_atomic(where / split / "metrics.json", metrics)
         if split == "test":
             row.update({f"eval/test/{t}": v for t, v in metrics["accuracy"].items()})
-            row["eval/test/format_rate"] = 100.0
+            row["eval/test/format_rate"] = metrics["format_rate"]
             final_metrics = metrics
         else:
-            row.update({"eval/val/avg": ev.val, "eval/val/format_rate": 100.0})  # val: no per-task keys
+            row.update({"eval/val/avg": ev.val, "eval/val/format_rate": metrics["format_rate"]})  # no per-task keys
     if spec.method == "direct":
         write_json_atomic(out / "predictions.json", predictions(spec, ev))
         write_json_atomic(out / "metrics.json", final_metrics)
@@ -193,7 +229,8 @@ def _config(spec: RunSpec, out: Path) -> dict[str, Any]:
         "train": {"learning_rate": 1e-3, "max_steps": MAX_STEPS, "save_every": 4} if trained else None,
         "lora": {"r": 8, "alpha": 16} if spec.lora else None,
         "grpo": {"num_generations": 8, "beta": 0.04} if spec.method == "grpo" else None,
-        "eval": {"batch_size": 64, "max_new_tokens": 32, "at_start": True}, "table2_row": spec.table2_row,
+        "eval": {"batch_size": 64, "max_new_tokens": MAX_NEW_TOKENS, "at_start": True},
+        "table2_row": spec.table2_row,
     }  # fmt: skip
     config = {
         "experiment": experiment, "profile": PROFILE, "profile_model": "toy-instruct", "seed": spec.seed,
@@ -315,3 +352,37 @@ def analysis_fixture(tmp_path_factory: pytest.TempPathFactory) -> AnalysisFixtur
     if "runs" not in _CACHE:
         _CACHE["runs"] = write_analysis_fixture(tmp_path_factory.mktemp("analysis_runs"))
     return _CACHE["runs"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Variants for tests: the session's fixture is never modified; a test edits copies
+
+
+def with_config(tables: RunTables, run_id: str, change: Callable[[dict[str, Any]], None]) -> RunTables:
+    """A copy of ``tables`` whose run ``run_id`` has its config changed by ``change`` (in place on a copy)."""
+    configs = []
+    for rid, config in zip(tables.runs["run_id"], tables.runs["config"], strict=True):
+        config = copy.deepcopy(config)
+        if rid == run_id:
+            change(config)
+        configs.append(config)
+    runs = tables.runs.copy()
+    runs["config"] = configs
+    return RunTables(runs, tables.history, list(tables.problems))
+
+
+def moved(tables: RunTables, run_id: str, run_dir: Path | None) -> RunTables:
+    """The run's config pointing at ``run_dir`` (None: no output_dir in the config at all)."""
+
+    def change(config: dict[str, Any]) -> None:
+        if run_dir is None:
+            config.pop("output_dir")
+        else:
+            config["output_dir"] = str(run_dir)
+
+    return with_config(tables, run_id, change)
+
+
+def copy_run_dir(fx: AnalysisFixture, run_id: str, tmp_path: Path) -> Path:
+    """A copy of run ``run_id``'s directory under ``tmp_path`` to damage or edit (then point the run at it: moved)."""
+    return Path(shutil.copytree(fx.run_dirs[run_id], tmp_path / f"copy-{run_id}"))

@@ -9,16 +9,13 @@ the run's config at the copy; a test that needs a W&B run that lost rows writes 
 
 from __future__ import annotations
 
-import copy
 import csv
 import dataclasses
 import io
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,50 +30,25 @@ from analysis.crosscheck import (
     CrossCheck,
     GapsError,
     check_runs,
+    read_decoding,
     read_disk_evals,
 )
 from analysis.figures import FIGURES, _collect, _legend_handles, _series, figure_runs, write_figure
 from analysis.figures import main as figures_main
 from analysis.runs import RunTables, read_offline_runs
 from analysis.select import eval_rows, pick_runs, run_adhoc_reasons, select_checkpoints
-from analysis.table2 import build_table2, default_out_dir, render_markdown
+from analysis.table2 import MixedDecodingError, build_table2, default_out_dir, render_markdown
 from analysis.table2 import main as table2_main
 from tests.analysis_fixtures import AnalysisFixture, write_runs
+from tests.analysis_fixtures import copy_run_dir as _copy_run_dir
+from tests.analysis_fixtures import moved as _moved
+from tests.analysis_fixtures import with_config as _with_config
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _cli(fx: AnalysisFixture, out: Path, *extra: str) -> int:
     return table2_main(["--wandb-dir", str(fx.wandb_dir), "--profile", "toy", "--out", str(out), *extra])
-
-
-def _with_config(tables: RunTables, run_id: str, change: Callable[[dict[str, Any]], None]) -> RunTables:
-    """A copy of ``tables`` whose run ``run_id`` has its config changed by ``change`` (in place on a copy)."""
-    configs = []
-    for rid, config in zip(tables.runs["run_id"], tables.runs["config"], strict=True):
-        config = copy.deepcopy(config)
-        if rid == run_id:
-            change(config)
-        configs.append(config)
-    runs = tables.runs.copy()
-    runs["config"] = configs
-    return RunTables(runs, tables.history, list(tables.problems))
-
-
-def _moved(tables: RunTables, run_id: str, run_dir: Path | None) -> RunTables:
-    """The run's config pointing at ``run_dir`` (None: no output_dir in the config at all)."""
-
-    def change(config: dict[str, Any]) -> None:
-        if run_dir is None:
-            config.pop("output_dir")
-        else:
-            config["output_dir"] = str(run_dir)
-
-    return _with_config(tables, run_id, change)
-
-
-def _copy_run_dir(fx: AnalysisFixture, run_id: str, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(fx.run_dirs[run_id], tmp_path / f"copy-{run_id}"))
 
 
 def _check(tables: RunTables, include_adhoc: bool = False) -> CrossCheck:
@@ -190,13 +162,24 @@ def test_differing_values_are_reported(tables: RunTables) -> None:
 
 
 def test_run_dir_not_on_this_machine_is_not_a_failure(tables: RunTables, tmp_path: Path) -> None:
+    """Not a gap in the record; but the decoding of those rows is unknown next to known rows: a mix (see
+    tests/test_table2.py), refused unless allowed."""
     elsewhere = _moved(tables, "grpo3s0", tmp_path / "elsewhere" / "seed0")
     unrecorded = _moved(elsewhere, "dir0", None)
-    table = build_table2(unrecorded, "toy")  # no GapsError
+    with pytest.raises(MixedDecodingError, match="compute dtypes float32, unknown") as info:
+        build_table2(unrecorded, "toy")  # no GapsError
+    message = str(info.value)
+    assert ("GRPO + Prompt <3>, seed 0 (run grpo3s0, step 8): compute dtype unknown, decoding unknown (run dir not "
+            "on this machine)") in message  # fmt: skip
+    assert "(run dir0, step 0): compute dtype unknown, decoding unknown (no run dir in its W&B config)" in message
+    assert "run the report on the machine that holds it" in message
+    table = build_table2(unrecorded, "toy", allow_mixed_decoding=True)
     assert table.check.problems == []
     md = render_markdown(table)
     provenance = md.split("## Measured rows: provenance")[1]
-    assert _rows(provenance, "GRPO + Prompt <3>")[0].endswith("| no: run dir not on this machine |")
+    assert _rows(provenance, "GRPO + Prompt <3>")[0].endswith(
+        "| unknown (run dir not on this machine) | unknown | n/a | n/a | no: run dir not on this machine |"
+    )
     assert _rows(provenance, "Qwen2-Audio-7B-Instruct, direct inference")[0].endswith(
         "| no: no run dir in its W&B config |"
     )
@@ -228,6 +211,9 @@ def test_run_dir_of_another_run_is_reported(fx: AnalysisFixture, tables: RunTabl
     assert _problems_of(check, "sftl0") == [(OTHER_RUN, ())]
     assert check.status("sftl0") == "no: run dir holds W&B run cafe0001, 1 problem (see the notes)"
     assert "names W&B run cafe0001" in check.problems[0].message()
+    # Its metrics.json files are another run's: the decoding of its evaluations is unknown, not read from them.
+    decoding = read_decoding(check, "sftl0", run_dir / "metrics.json")
+    assert (decoding.compute_dtype, decoding.reason) == ("unknown", "run dir holds W&B run cafe0001")
 
 
 def test_disk_side_problems(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:

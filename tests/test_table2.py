@@ -15,7 +15,10 @@ import io
 import json
 import math
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -24,9 +27,9 @@ from analysis.paper_numbers import PAPER_ROWS, QUOTED_BASELINES, TABLE2_EXPERIME
 from analysis.runs import RunTables, read_offline_runs
 from analysis.select import MissingRunsError, eval_rows, select_checkpoints, select_step
 from analysis.stats import mcnemar_exact, mean_std, paired_counts, t_interval, t_quantile, wilson_interval
-from analysis.table2 import MixedVersionsError, build_table2, main
+from analysis.table2 import MixedDecodingError, MixedVersionsError, build_table2, main, render_csv, render_markdown
 from data.scoring import mmau_correct
-from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture
+from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture, copy_run_dir, moved
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
@@ -280,3 +283,154 @@ def test_logged_value_that_disagrees_with_the_predictions_is_flagged(tables: Run
     table = build_table2(RunTables(tables.runs, history, []), "toy", allow_gaps=True)
     assert any("logged average 55.00 at step 4 differs from its saved predictions (50.00)" in n for n in table.notes)
     assert any("step 4 eval/test/avg: W&B 55.00, disk 50.00" in n for n in table.notes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Decoding: one compute dtype and one decoding source per table; truncation and missing answers in the provenance
+
+
+def _provenance(md: str, label: str) -> str:
+    (row,) = [
+        line for line in md.split("## Measured rows: provenance")[1].splitlines() if line.startswith(f"| {label} |")
+    ]
+    return row
+
+
+def _with_metrics(
+    fx: AnalysisFixture, tables: RunTables, tmp_path: Path, run_id: str, metrics_file: str,
+    change: Callable[[dict[str, Any]], None],
+) -> RunTables:  # fmt: skip
+    """``tables`` with run ``run_id`` pointing at a copy of its run directory whose ``metrics_file`` (relative to
+    it) is changed by ``change``, as another version or setting of the evaluator would have written it."""
+    run_dir = copy_run_dir(fx, run_id, tmp_path)
+    path = run_dir / metrics_file
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    change(metrics)
+    path.write_text(json.dumps(metrics), encoding="utf-8")
+    return moved(tables, run_id, run_dir)
+
+
+def test_provenance_shows_truncation_and_missing_answer_rates(tables: RunTables) -> None:
+    """Each row's rates are those of its selected evaluation, recounted here from the saved prediction records."""
+    table = build_table2(tables, "toy")
+    md, rows = render_markdown(table), {r["experiment"]: r for r in csv.DictReader(io.StringIO(render_csv(table)))}
+    seen = set()
+    for row in table.rows:
+        truncated, missing = [], []
+        for c in row.checkpoints:
+            records = json.loads(c.predictions.read_text(encoding="utf-8"))
+            truncated.append(100 * sum(r["hit_limit"] for r in records) / len(records))
+            missing.append(
+                100
+                * sum(re.search(r"<answer>.*?</answer>", r["raw_output"], re.S) is None for r in records)
+                / len(records)
+            )
+        assert rows[row.experiment]["truncation_rate_per_seed"] == ";".join(f"{v:.2f}" for v in truncated)
+        assert rows[row.experiment]["missing_answer_rate_per_seed"] == ";".join(f"{v:.2f}" for v in missing)
+        assert float(rows[row.experiment]["truncation_rate"]) == pytest.approx(sum(truncated) / len(truncated))
+        assert float(rows[row.experiment]["missing_answer_rate"]) == pytest.approx(sum(missing) / len(missing))
+        assert rows[row.experiment]["compute_dtype"] == ";".join(["float32"] * len(row.checkpoints))
+        assert rows[row.experiment]["decoding_source"] == ";".join(["neutral"] * len(row.checkpoints))
+        seen.add((tuple(truncated), tuple(missing)))
+    assert len(seen) > 2 and any(t != m for t, m in seen)  # the fixture's rates differ by row and from each other
+    # Markdown: one seed, the value; several, the mean and each seed's value.
+    assert _provenance(md, "GRPO + Prompt <3>").endswith(
+        "| 20 | float32 | neutral | 10.00 | 15.00 | yes (4 evaluations) |"
+    )
+    assert "| float32 | neutral | 2.50 (s0: 5.00, s1: 0.00) | 2.50 (s0: 5.00, s1: 0.00) |" in _provenance(
+        md, "GRPO + Prompt <2>"
+    )
+    assert "every measured row decoded in compute dtype float32, decoding neutral" in md.split("| Method |")[0]
+
+
+def test_mixed_compute_dtypes_refused_unless_allowed(
+    fx: AnalysisFixture, tables: RunTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    """Full SFT's selected evaluation (step 4) decoded in bfloat16, every other row in float32."""
+    mixed = _with_metrics(fx, tables, tmp_path, "sftf0", "checkpoint-4/eval/test/metrics.json",
+                          lambda m: m.update(dtype={"compute": "bfloat16", "weights": "float32"}))  # fmt: skip
+    with pytest.raises(MixedDecodingError) as info:
+        build_table2(mixed, "toy")
+    message = str(info.value)
+    assert message.startswith(
+        "the measured rows were not all decoded the same way (compute dtypes bfloat16, float32):"
+    )
+    assert (
+        "  - Full SFT + Prompt <1>, seed 0 (run sftf0, step 4): compute dtype bfloat16, decoding neutral\n" in message
+    )
+    assert "  - GRPO + Prompt <2>, seed 1 (run grpo2s1, step 8): compute dtype float32, decoding neutral\n" in message
+    assert "most share compute dtype float32, decoding neutral" in message
+    assert "      python -m experiments run sft-full --profile toy --seed 0 --output-dir <new run dir>\n" in message
+    assert message.count("python -m experiments run") == 1  # only the odd run
+    assert "--allow-mixed-decoding" in message
+
+    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
+    assert main(["--profile", "toy", "--out", str(tmp_path / "refused")]) == 1
+    assert "compute dtype bfloat16" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+    assert main(["--profile", "toy", "--out", str(tmp_path / "ok"), "--allow-mixed-decoding"]) == 0
+    md = (tmp_path / "ok" / "table2.md").read_text(encoding="utf-8")
+    head = md.split("| Method |")[0]
+    assert "- **Mixed decoding** (allowed with `--allow-mixed-decoding`): rows decoded in different" in head
+    assert ("- Decoding (each selected evaluation's metrics.json): measured rows decoded differently: compute dtypes "
+            "bfloat16, float32; decoding sources neutral;") in head  # fmt: skip
+    assert "| 20 | bfloat16 | neutral | 5.00 | 5.00 |" in _provenance(md, "Full SFT + Prompt <1>")
+    assert "| 20 | float32 | neutral |" in _provenance(md, "LoRA SFT + Prompt <1>")
+    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "ok" / "table2.csv").read_text(encoding="utf-8"))))
+    assert [r["compute_dtype"] for r in csv_rows] == ["float32", "bfloat16", "float32", "float32;float32", "float32"]
+    assert "allow-mixed-decoding" in (tmp_path / "ok" / "table2.tex").read_text(encoding="utf-8")
+
+
+def test_mixed_decoding_sources_refused(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:
+    """direct decoded with the checkpoint's own (sampling) generation config, the trained rows neutral."""
+    mixed = _with_metrics(fx, tables, tmp_path, "dir0", "metrics.json",
+                          lambda m: m["decoding"].update(source="checkpoint", greedy=False))  # fmt: skip
+    with pytest.raises(MixedDecodingError, match=r"same way \(decoding sources checkpoint, neutral\):") as info:
+        build_table2(mixed, "toy")
+    assert "(run dir0, step 0): compute dtype float32, decoding checkpoint, sampled\n" in str(info.value)
+    md = render_markdown(build_table2(mixed, "toy", allow_mixed_decoding=True))
+    assert "| 20 | float32 | checkpoint (sampled) | 0.00 | 0.00 |" in _provenance(
+        md, "Qwen2-Audio-7B-Instruct, direct inference"
+    )
+
+
+def test_older_evaluation_counts_as_unknown(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:
+    """A metrics.json written before dtype, decoding source and the rates were recorded: unknown, refused in a mix."""
+
+    def older(metrics: dict[str, Any]) -> None:
+        for key in ("dtype", "truncation_rate", "missing_answer_rate"):
+            del metrics[key]
+        metrics["decoding"] = {"greedy": True, "max_new_tokens": 32, "batch_size": 64}
+
+    mixed = _with_metrics(fx, tables, tmp_path, "grpo3s0", "checkpoint-8/eval/test/metrics.json", older)
+    with pytest.raises(
+        MixedDecodingError, match="compute dtypes float32, unknown; decoding sources neutral, unknown"
+    ) as info:
+        build_table2(mixed, "toy")
+    assert ("GRPO + Prompt <3>, seed 0 (run grpo3s0, step 8): compute dtype unknown, decoding unknown "
+            "(checkpoint-8/eval/test/metrics.json has no dtype.compute or decoding.source (written by an older "
+            "version))") in str(info.value)  # fmt: skip
+    assert "python -m experiments run grpo-p3 --profile toy --seed 0" in str(info.value)
+    assert "machine that holds it" not in str(info.value)  # the file is here: only a rerun helps
+    md = render_markdown(build_table2(mixed, "toy", allow_mixed_decoding=True))
+    assert _provenance(md, "GRPO + Prompt <3>").endswith(
+        "| unknown (checkpoint-8/eval/test/metrics.json has no dtype.compute or decoding.source (written by an older "
+        "version)) | unknown | n/a | n/a | yes (4 evaluations) |"
+    )
+
+
+def test_every_row_unknown_is_written_and_says_so(tables: RunTables, tmp_path: Path) -> None:
+    """Runs whose directories are all elsewhere (read from the W&B service): no mix, but no dtype to confirm."""
+    elsewhere = tables
+    for run_id in tables.runs["run_id"]:
+        elsewhere = moved(elsewhere, run_id, tmp_path / "elsewhere" / run_id)
+    table = build_table2(elsewhere, "toy")
+    assert table.compute_dtypes == ["unknown"] and not table.mixed_decoding
+    md = render_markdown(table)
+    assert "decoding of the measured rows unknown" in md.split("| Method |")[0]
+    assert "one compute dtype across the rows cannot be confirmed" in md
+    assert "| unknown (run dir not on this machine) | unknown | n/a (s0: n/a, s1: n/a) | n/a (s0: n/a, s1: n/a) |" in (
+        _provenance(md, "GRPO + Prompt <2>")
+    )
