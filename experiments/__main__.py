@@ -7,6 +7,10 @@
 
 Outputs go to ``outputs/<profile>/<experiment>/seed<N>/`` (``experiment.json``, ``predictions.json``,
 ``metrics.json``). ``--set train.learning_rate=1e-5`` overrides one field and tags the run as ad hoc.
+
+A run's whole configuration is validated before anything is loaded (``paper``: every run of the table before the
+first starts); a bad setting, like a bad file, prints one line naming the field, the value and what is accepted,
+and the command exits with status 2.
 """
 
 from __future__ import annotations
@@ -58,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--prompt", default="p2", choices=["p1", "p2", "p3"])
     p_eval.add_argument("--output-dir", default=None, help="default: outputs/eval/<model name>")
     p_eval.add_argument("--batch-size", type=int, default=32)
-    p_eval.add_argument("--max-new-tokens", type=int, default=256)
+    p_eval.add_argument("--max-new-tokens", type=int, default=None,
+                        help="default 256; with --prompt p3 512 (the GRPO completion length: think, then answer)")  # fmt: skip
+    p_eval.add_argument("--decoding", default="neutral", choices=["neutral", "checkpoint"],
+                        help="neutral greedy (default), or the checkpoint's own generation config as the original "
+                        "evaluation did")  # fmt: skip
     p_eval.add_argument("--silent-audio", action="store_true", help="replace every clip by silence (control)")
     p_eval.add_argument("--allow-missing-audio", action="store_true",
                         help="evaluate without items whose audio is missing (their ids go into metrics.json)")  # fmt: skip
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list()
         elif args.command == "run":
-            from experiments.runner import for_resume, resolve, run, stored_run
+            from experiments.runner import for_resume, resolve, run, stored_run, validate
             from experiments.spec import parse_set_args
 
             overrides = parse_set_args(args.overrides)
@@ -83,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             resolved = resolve(args.name, profile, seed, args.output_dir, overrides)
             if args.resume:
                 resolved = for_resume(resolved, overrides)
+            validate(resolved)
             run(resolved, resume=args.resume)
             if is_main():
                 print(f"outputs: {resolved.output_dir}")
@@ -92,15 +101,16 @@ def main(argv: list[str] | None = None) -> int:
             run_table2(args.profile, args.seeds)
         elif args.command == "eval":
             from experiments.profiles import output_root, resolve_model_name
-            from experiments.runner import evaluate_checkpoint
-            from experiments.spec import EvalSpec
+            from experiments.runner import evaluate_checkpoint, run_dtype
+            from experiments.spec import EvalSpec, default_new_tokens
 
             model = resolve_model_name(args.model)
             out = args.output_dir or output_root() / "eval" / Path(str(args.model).rstrip("/")).name
-            spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+            new_tokens = args.max_new_tokens if args.max_new_tokens is not None else default_new_tokens(args.prompt)
+            spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=new_tokens, decoding=args.decoding,
                             audio_mode="silent" if args.silent_audio else "real")  # fmt: skip
             evaluate_checkpoint(model, args.benchmark, args.audio_dir, out, prompt_id=args.prompt, eval_spec=spec,
-                                allow_missing_audio=args.allow_missing_audio)  # fmt: skip
+                                allow_missing_audio=args.allow_missing_audio, compute_dtype=run_dtype(None))  # fmt: skip
             print(f"outputs: {out}")
     except (DataError, KeyError, FileNotFoundError, NotImplementedError, ValueError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -22,9 +22,14 @@ GRPO                lr 1e-6, 500 steps, 1       lr 1.5e-3, 160 steps, 4 prompts 
                     8 GPUs, save every 100
 completion length   512 (orig. 256)             Prompt <2>: 32 (orig. 16); Prompt <3>: 64 (orig. 32)
 LR schedule (orig)  decay over 1000 steps       decay over 320 steps
-evaluation          256 new tokens, batch 32,   32 new tokens (Prompt <3>: 64), batch 64, all val items
-                    1000 val items
+evaluation          256 new tokens, Prompt <3>  32 new tokens (Prompt <3>: 64), batch 64, all val items
+                    512; batch 32, 1000 val
+                    items
+logging             every 10 steps              every 5 steps (smoke: every step)
 ==================  ==========================  =========================================
+
+Prompt <3> evaluates with at least its GRPO completion length on every profile (``experiments.spec.check_fields``
+refuses less): think-then-answer outputs would otherwise be cut before their ``<answer>``.
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class Profile:
 def _scale_toy(exp: Experiment) -> Experiment:
     new_tokens = 64 if exp.prompt == "p3" else 32
     exp = replace(exp, eval=replace(exp.eval, max_new_tokens=new_tokens, batch_size=64, val_items=None))
+    if exp.train is not None:
+        exp = replace(exp, train=replace(exp.train, logging_steps=5))  # a few dozen log rows per run, not one per step
     if exp.method == "sft" and exp.train is not None:
         exp = replace(exp, train=replace(exp.train, learning_rate=2e-4, epochs=2.0, per_device_batch=32,
                                          save_every=40))  # fmt: skip
@@ -129,6 +136,7 @@ def _scale_toy(exp: Experiment) -> Experiment:
 def _scale_smoke(exp: Experiment) -> Experiment:
     exp = replace(exp, eval=replace(exp.eval, max_new_tokens=8))
     if exp.train is not None:
+        exp = replace(exp, train=replace(exp.train, logging_steps=1))  # tests read one log row per step
         if exp.method == "sft":
             exp = replace(exp, train=replace(exp.train, epochs=None, max_steps=4, per_device_batch=4, save_every=2))
         else:

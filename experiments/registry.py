@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from experiments.spec import EvalSpec, Experiment, GRPOSpec, LoraSpec, TrainSpec
+from experiments.spec import EvalSpec, Experiment, GRPOSpec, LoraSpec, TrainSpec, default_new_tokens
 
 REGISTRY: dict[str, Experiment] = {}
 
@@ -86,6 +86,9 @@ GRPO_P3 = register(
         name="grpo-p3",
         prompt="p3",
         description="GRPO with Prompt <3> (think, then answer).",
+        # Evaluated with at least the completion length it trains with (512, not 256): think-then-answer outputs
+        # longer than 256 tokens would lose their <answer>. The paper does not say; check_fields enforces it.
+        eval=replace(GRPO_P2.eval, max_new_tokens=default_new_tokens("p3")),
         table2_row="GRPO + Prompt <3>",
     )
 )

@@ -1,6 +1,11 @@
 """Resolve an experiment on a profile and run it; evaluate any checkpoint on any MMAU-format benchmark.
 
 Used by ``python -m experiments run NAME`` and ``python -m experiments eval``; see ``experiments/__main__.py``.
+
+:func:`validate` checks a resolved run before anything is loaded or created (the run directory's lock,
+``experiment.json``, the W&B run): every field (``experiments.spec.check_fields``), then the trainer's arguments,
+built exactly as the run builds them, so TRL's and transformers' own argument errors surface before step 0.
+:func:`run_dtype` is the one rule for a run's compute dtype, used by the trainer and by every evaluation of the run.
 """
 
 from __future__ import annotations
@@ -8,13 +13,24 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from data.io import read_json, write_json_atomic
 from data.schema import DataError
 from experiments.profiles import Profile, get_profile, output_root
 from experiments.registry import get_experiment
-from experiments.spec import Experiment, apply_overrides, differing_fields, field_value
+from experiments.spec import (
+    EvalSpec,
+    Experiment,
+    TrainSpec,
+    apply_overrides,
+    check_fields,
+    differing_fields,
+    field_value,
+)
+
+if TYPE_CHECKING:
+    from data.evaluate import DecodingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +124,37 @@ def for_resume(asked: ResolvedRun, overrides: dict[str, str] | None = None) -> R
     return dataclasses.replace(stored, output_dir=asked.output_dir)
 
 
+def validate(resolved: ResolvedRun) -> None:
+    """Refuse a run that cannot run as configured, before any model, lock, ``experiment.json`` or W&B run exists.
+
+    Raises :class:`~experiments.spec.ExperimentError` naming each bad field, its value and what is accepted.
+    """
+    check_fields(resolved.experiment)
+    if resolved.experiment.method in ("sft", "grpo"):
+        from experiments.training import check_trainer_arguments
+
+        check_trainer_arguments(resolved)
+
+
+def run_dtype(train: TrainSpec | None) -> Literal["float32", "bfloat16"]:
+    """The one compute dtype of a run: its training (``train.bf16``; None: bf16 on CUDA) and every evaluation of it,
+    step 0 included; a run without training (``direct``, ``python -m experiments eval``): bf16 on CUDA."""
+    import torch
+
+    bf16 = train.bf16 if train is not None and train.bf16 is not None else torch.cuda.is_available()
+    return "bfloat16" if bf16 else "float32"
+
+
+def decoding_config(spec: EvalSpec, compute_dtype: str | None, *, valid_frame_encoder: bool = True) -> DecodingConfig:
+    """The evaluator's :class:`~data.evaluate.DecodingConfig` from an experiment's evaluation settings (every
+    evaluation of the suite builds it here)."""
+    from data.evaluate import DecodingConfig
+
+    return DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens, static_cache=spec.static_cache,
+                          valid_frame_encoder=valid_frame_encoder, source=spec.decoding,
+                          compute_dtype=compute_dtype)  # fmt: skip
+
+
 def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -132,6 +179,7 @@ def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     from experiments.record import RunDirLock
 
     exp, out = resolved.experiment, resolved.output_dir
+    validate(resolved)  # before the lock, experiment.json and the W&B run: a bad setting leaves no trace
     with ExitStack() as stack:
         if is_main():
             stack.enter_context(RunDirLock(out))
@@ -157,9 +205,14 @@ def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     return metrics
 
 
+# Fields that change how a run reports, not what it computes: a run directory differing only in them is the same
+# run (runs written before train.logging_steps existed logged every step).
+REPORTING_ONLY = frozenset({"train.logging_steps"})
+
+
 def check_same_run(asked: ResolvedRun, stored: ResolvedRun) -> None:
     """Refuse to continue a run directory that holds another configuration than the one asked for."""
-    changed = differing_fields(asked.experiment, stored.experiment)
+    changed = [k for k in differing_fields(asked.experiment, stored.experiment) if k not in REPORTING_ONLY]
     changed += [what for what in ("profile", "seed") if getattr(asked, what) != getattr(stored, what)]
     if stored.adhoc and not asked.adhoc:
         changed.append(f"ad hoc ({'; '.join(stored.adhoc_reasons)})")
@@ -175,28 +228,33 @@ def table2_experiments() -> list[str]:
 
 
 def run_table2(profile: str, seeds: list[int]) -> list[ResolvedRun]:
-    """Run every Table 2 experiment of ``profile`` for each seed, skipping runs that are already complete."""
+    """Run every Table 2 experiment of ``profile`` for each seed, skipping runs that are already complete.
+
+    Every run of the table is checked (its directory, :func:`validate`) before the first one starts.
+    """
     import time
 
-    names = table2_experiments()
-    done: list[ResolvedRun] = []
-    todo = [(n, s) for s in seeds for n in names]
+    plan: list[tuple[str, ResolvedRun, ResolvedRun, bool]] = []  # head, as registered, as it runs, resumed
+    todo = [(n, s) for s in seeds for n in table2_experiments()]
     for k, (name, seed) in enumerate(todo, 1):
         resolved = resolve(name, profile, seed)
-        head = f"[{k}/{len(todo)}] {name} (profile {profile}, seed {seed})"
         stored = stored_run(resolved.output_dir)
         if stored is not None:
             check_same_run(resolved, stored)
-        if (resolved.output_dir / COMPLETE_MARKER).exists() and stored is not None:
+        runs_as = resolved if stored is None else dataclasses.replace(stored, output_dir=resolved.output_dir)
+        validate(runs_as)
+        plan.append(
+            (f"[{k}/{len(todo)}] {name} (profile {profile}, seed {seed})", resolved, runs_as, stored is not None)
+        )
+    for head, resolved, runs_as, resume in plan:
+        if resume and (resolved.output_dir / COMPLETE_MARKER).exists():
             print(f"{head}: complete, skipped ({resolved.output_dir})")
-        else:
-            print(f"{head}: {'resuming' if stored else 'running'} -> {resolved.output_dir}", flush=True)
-            start = time.time()
-            run(resolved if stored is None else dataclasses.replace(stored, output_dir=resolved.output_dir),
-                resume=stored is not None)  # fmt: skip
-            print(f"{head}: done in {time.time() - start:.0f} s", flush=True)
-        done.append(resolved)
-    return done
+            continue
+        print(f"{head}: {'resuming' if resume else 'running'} -> {resolved.output_dir}", flush=True)
+        start = time.time()
+        run(runs_as, resume=resume)
+        print(f"{head}: done in {time.time() - start:.0f} s", flush=True)
+    return [resolved for _, resolved, _, _ in plan]
 
 
 def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
@@ -214,7 +272,7 @@ def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]
         metrics = evaluate_checkpoint(
             model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
             prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
-            version_label=resolved.profile.benchmark_label,
+            version_label=resolved.profile.benchmark_label, compute_dtype=run_dtype(resolved.experiment.train),
         )  # fmt: skip
         row = {STEP_KEY: 0, **eval_log_row("test", metrics)}
         # One process records (a resumed run's row is already on disk, and re-logged if W&B lost it).
@@ -238,12 +296,15 @@ def evaluate_checkpoint(
     version_label: str | None = None,
     progress: bool = True,
     loaded: tuple[Any, Any] | None = None,
+    compute_dtype: str | None = None,
 ) -> dict[str, Any]:
-    """Load ``model`` (unless ``loaded`` gives model and processor) and evaluate it on an MMAU-format file."""
-    from data.evaluate import DecodingConfig, evaluate
+    """Load ``model`` (unless ``loaded`` gives model and processor) and evaluate it on an MMAU-format file.
+
+    ``compute_dtype``: :func:`run_dtype` of the run the evaluation belongs to (None: the evaluator's default).
+    """
+    from data.evaluate import evaluate
     from data.mmau import load_mmau
     from data.models import load_model_and_processor
-    from experiments.spec import EvalSpec
 
     spec = eval_spec or EvalSpec()
     bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label)
@@ -252,7 +313,6 @@ def evaluate_checkpoint(
     return evaluate(
         model_obj, processor, bench.items, out_dir,
         prompt_id=prompt_id,
-        decoding=DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens,
-                                static_cache=spec.static_cache),
+        decoding=decoding_config(spec, compute_dtype),
         model_name=str(model), benchmark=benchmark, audio_mode=spec.audio_mode, progress=progress,
     )  # fmt: skip

@@ -4,15 +4,30 @@ An ablation is ``dataclasses.replace`` of its base with only the fields that dif
 in exactly what their names say. The resolved :class:`Experiment` (after the profile's scaling and any ``--set``
 overrides) is the object that builds the trainer, the object written to ``experiment.json`` and the object logged
 as the W&B config: a table built from the runs can never be labelled by a configuration that was not used.
+
+:func:`check_fields` checks every field of a resolved experiment (type, range, choices, and the rules between
+fields) and raises :class:`ExperimentError` naming each bad field, its value and what is accepted. It is pure data;
+``experiments.runner.validate`` adds the trainers' own argument checks and runs both before anything is loaded.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from data.schema import DataError
 
 Method = Literal["direct", "sft", "grpo"]
+
+
+class ExperimentError(DataError):
+    """A setting an experiment cannot run with: the message names the field, the value and what is accepted."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,9 @@ class TrainSpec:
     freeze_audio_encoder: bool = False
     gradient_checkpointing: bool = False
     max_grad_norm: float = 1.0
+    # A training log row (console, train_log.jsonl, W&B) every N optimizer steps: 10 on the paper profile, 5 on the
+    # toy one, every step on the smoke one (its tests read per-step rows). Logging changes no weights.
+    logging_steps: int = 10
     bf16: bool | None = None  # None: bf16 on GPU, fp32 on CPU
     # Speed switch: the audio encoder on valid frames only (exact: same loss and gradients; data/audio_encoder.py).
     valid_frame_encoder: bool = True
@@ -90,6 +108,11 @@ class EvalSpec:
     val_items: int | None = 1000
     at_start: bool = True  # evaluate the base model at step 0 too (the first point of the convergence curves)
     static_cache: bool = False  # compiled static-cache decoding (GPU speed switch; identical greedy outputs)
+    # "neutral": greedy with every penalty, n-gram block and forced token off, whatever the checkpoint's
+    # generation_config.json says (the suite's default). "checkpoint": the original evaluation's
+    # generate(max_new_tokens=256), completed from the checkpoint's own generation config. The paper is silent on
+    # decoding; the original code used the checkpoint's config. See data/evaluate.py.
+    decoding: Literal["neutral", "checkpoint"] = "neutral"
 
 
 @dataclass(frozen=True)
@@ -109,12 +132,21 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Experiment:
-        """The inverse of :meth:`to_dict` (an ``experiment.json`` read back). Unknown fields raise ``TypeError``."""
+        """The inverse of :meth:`to_dict` (an ``experiment.json`` read back). Unknown fields raise ``TypeError``.
+
+        A field the file lacks (written before the field existed) gets the value those versions used, where that
+        differs from today's default (:data:`WRITTEN_BEFORE`), so the configuration read back says what ran.
+        """
         fields = dict(data)
         for section, spec_type in _SPEC_TYPES.items():
             if isinstance(fields.get(section), dict):
-                fields[section] = spec_type(**fields[section])
+                fields[section] = spec_type(**{**WRITTEN_BEFORE.get(section, {}), **fields[section]})
         return cls(**fields)
+
+
+# Fields added later, with the value every earlier version used: it logged every step (logging_steps=1 was
+# hard-coded in the trainers).
+WRITTEN_BEFORE: dict[str, dict[str, Any]] = {"train": {"logging_steps": 1}}
 
 
 def field_value(exp: Experiment, key: str) -> Any:
@@ -140,30 +172,40 @@ def differing_fields(a: Experiment, b: Experiment) -> list[str]:
 _SPEC_TYPES: dict[str, type] = {"train": TrainSpec, "lora": LoraSpec, "grpo": GRPOSpec, "eval": EvalSpec}
 
 
-def _coerce(text: str, current: Any) -> Any:
-    """Parse ``text`` as the type of the field's current value (``--set train.learning_rate=1e-5``)."""
+@cache
+def _hints(spec_type: type) -> dict[str, Any]:
+    """The declared type of each field of a spec class (annotations are strings under ``from __future__``)."""
+    return get_type_hints(spec_type)
+
+
+def _members(hint: Any) -> tuple[Any, ...]:
+    """``int | None`` -> ``(int, NoneType)``; a plain type -> ``(type,)``."""
+    return get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+
+
+def _coerce(key: str, text: str, hint: Any) -> Any:
+    """Parse ``text`` as the field's declared type (``--set train.learning_rate=1e-5``), naming the field if it fails.
+
+    Only the type is checked here; ranges and choices are :func:`check_fields`' (one message for both routes).
+    """
     low = text.strip().lower()
-    if low in ("none", "null"):
+    members = _members(hint)
+    if low in ("none", "null") and type(None) in members:
         return None
-    if isinstance(current, bool):
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError(f"expected true/false, got {text!r}")
-    if isinstance(current, int):
-        return int(text)
-    if isinstance(current, float):
-        return float(text)
-    if current is None:  # an unset optional field: best effort
-        for conv in (int, float):
+    for kind in members:
+        if kind is bool:
+            if low in ("true", "1", "yes"):
+                return True
+            if low in ("false", "0", "no"):
+                return False
+        elif kind in (int, float):
             try:
-                return conv(text)
+                return kind(text)
             except ValueError:
                 pass
-        if low in ("true", "false"):
-            return low == "true"
-    return text
+        elif kind is str or get_origin(kind) is Literal:
+            return text
+    raise ExperimentError(f"--set {key}={text!r}: must be {_accepted(key, hint)}")
 
 
 def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
@@ -176,7 +218,7 @@ def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
                 raise KeyError(
                     f"unknown setting {key!r}; top-level settings: {', '.join(n for n in names if n not in _SPEC_TYPES)}"
                 )
-            exp = dataclasses.replace(exp, **{key: _coerce(value, getattr(exp, key))})
+            exp = dataclasses.replace(exp, **{key: _coerce(key, value, _hints(Experiment)[key])})
             continue
         if len(parts) != 2 or parts[0] not in _SPEC_TYPES:
             raise KeyError(f"unknown setting {key!r}; use one of {', '.join(_SPEC_TYPES)} followed by .field")
@@ -189,9 +231,180 @@ def apply_overrides(exp: Experiment, overrides: dict[str, str]) -> Experiment:
         valid = [f.name for f in dataclasses.fields(spec)]
         if name not in valid:
             raise KeyError(f"unknown setting {key!r}; {section} has: {', '.join(valid)}")
-        spec = dataclasses.replace(spec, **{name: _coerce(value, getattr(spec, name))})
+        spec = dataclasses.replace(spec, **{name: _coerce(key, value, _hints(type(spec))[name])})
         exp = dataclasses.replace(exp, **{section: spec})
     return exp
+
+
+# --- Validation ---------------------------------------------------------------------------------------------------
+Range = tuple[Callable[[Any], bool], str]
+
+
+def _at_least(low: int, why: str = "") -> Range:
+    return (lambda v: v >= low), f">= {low}{why}"
+
+
+def _above(low: float) -> Range:
+    return (lambda v: v > low), f"> {low}"
+
+
+def _one_of(*choices: str, why: str = "") -> Range:
+    return (lambda v: v in choices), f"one of {', '.join(map(repr, choices))}{why}"
+
+
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return bool(text.strip())
+
+
+# transformers 5.23's SchedulerType values that run with what the suite passes: no lr_scheduler_kwargs (so not
+# cosine_with_min_lr, cosine_warmup_with_min_lr, warmup_stable_decay) and no evaluation strategy (so not
+# reduce_lr_on_plateau, greedy). tests/test_validation.py checks the list against transformers.
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")  # fmt: skip
+# TRL 1.16's GRPO losses (GRPOConfig.loss_type; an unknown one fails only at the first loss), less 'luspo', which
+# needs sequence-level importance sampling (the suite samples at token level, TRL's default).
+GRPO_LOSSES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "vespo")
+
+# What each field accepts beyond its declared type (numbers must also be finite). Literal fields check their choices
+# from the type itself; bools and plain strings accept any value of their type.
+RANGES: dict[str, Range] = {
+    "name": ((lambda v: bool(v.strip())), "(non-empty)"),
+    "train.learning_rate": _above(0),
+    "train.epochs": _above(0),
+    "train.max_steps": _at_least(1),
+    "train.per_device_batch": _at_least(1),
+    "train.grad_accum": _at_least(1),
+    "train.save_every": _at_least(0, " (0: no intermediate checkpoints)"),
+    "train.lr_scheduler": _one_of(*LR_SCHEDULERS),
+    "train.warmup_steps": _at_least(0, " (steps, or a fraction of the run when below 1)"),
+    "train.weight_decay": _at_least(0),
+    "train.schedule_steps": _at_least(1),
+    "train.max_grad_norm": _at_least(0, " (0: no clipping)"),
+    "train.logging_steps": _at_least(1),
+    "lora.r": _at_least(1),
+    "lora.alpha": _at_least(1),
+    "lora.dropout": ((lambda v: 0 <= v < 1), "in [0, 1) (a probability)"),
+    "lora.targets": (_is_regex, "(a non-empty regular expression over module names)"),
+    "grpo.num_generations": _at_least(2, " (GRPO compares completions within a group)"),
+    "grpo.temperature": _above(0),
+    "grpo.top_k": _at_least(0, " (0: no top-k filtering)"),
+    "grpo.max_completion_length": _at_least(1),
+    "grpo.beta": _at_least(0),
+    "grpo.loss_type": _one_of(*GRPO_LOSSES),
+    "grpo.scale_rewards": _one_of("group", "batch", "none"),
+    "grpo.epsilon": ((lambda v: 0 < v < 1), "in (0, 1) (the ratio is clipped to [1 - epsilon, 1 + epsilon])"),
+    "grpo.num_iterations": _at_least(1),
+    "eval.batch_size": _at_least(1),
+    "eval.max_new_tokens": _at_least(1),
+    "eval.val_items": _at_least(1),  # none: all validation items
+}
+
+
+def _is_type(value: Any, kind: Any) -> bool:
+    """Whether ``value`` is of one declared type (bool is not an int here; numbers must be finite)."""
+    if kind is type(None):
+        return value is None
+    if get_origin(kind) is Literal:
+        return isinstance(value, str) and value in get_args(kind)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _accepted(key: str, hint: Any) -> str:
+    """What a field accepts, in words: 'an integer >= 1', "one of 'real', 'silent'", '... or none'."""
+    members = _members(hint)
+    rule = RANGES.get(key)
+    words = []
+    for kind in members:
+        if get_origin(kind) is Literal:
+            words.append(f"one of {', '.join(map(repr, get_args(kind)))}")
+        elif rule is not None and rule[1].startswith("one of"):
+            words.append(rule[1])
+        elif kind is not type(None):
+            noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+            words.append(noun if rule is None or kind is bool else f"{noun} {rule[1]}")
+    if type(None) in members:
+        words.append("none")
+    return " or ".join(words)
+
+
+def _field_problem(key: str, value: Any, hint: Any) -> str | None:
+    rule = RANGES.get(key)
+    ok = any(_is_type(value, kind) for kind in _members(hint))
+    if ok and value is not None and rule is not None and not isinstance(value, bool):
+        ok = rule[0](value)
+    return None if ok else f"{key}={value!r}: must be {_accepted(key, hint)}"
+
+
+def _rule_problems(exp: Experiment) -> list[str]:
+    """The rules between fields (each field's own type and range already hold)."""
+    problems = []
+    uses = {"direct": (), "sft": ("train", "lora"), "grpo": ("train", "lora", "grpo")}[exp.method]
+    for section in ("train", "lora", "grpo"):
+        if getattr(exp, section) is not None and section not in uses:
+            problems.append(f"{section}: set on a {exp.method} experiment, which does not use it; drop the --set "
+                            f"{section}.* settings")  # fmt: skip
+    needed = {"sft": ("train",), "grpo": ("train", "grpo")}.get(exp.method, ())
+    problems += [f"{section}=None: a {exp.method} experiment needs its {section} settings" for section in needed
+                 if getattr(exp, section) is None]  # fmt: skip
+    if problems:
+        return problems
+    if exp.method == "sft" and exp.train.epochs is None and exp.train.max_steps is None:
+        problems.append("train.epochs=None and train.max_steps=None: SFT needs one of them (max_steps wins if set)")
+    if exp.method == "grpo" and exp.train.max_steps is None:
+        problems.append("train.max_steps=None: GRPO runs for train.max_steps optimizer steps; set it (>= 1)")
+    if exp.method == "grpo" and exp.prompt == "p3" and exp.eval.max_new_tokens < exp.grpo.max_completion_length:
+        need = exp.grpo.max_completion_length
+        problems.append(
+            f"eval.max_new_tokens={exp.eval.max_new_tokens} < grpo.max_completion_length={need}: Prompt <3> (think, "
+            "then answer) must be evaluated with at least the length it is trained to write, or outputs are cut "
+            f"before their <answer>; set --set eval.max_new_tokens={need} (or more)"
+        )
+    return problems
+
+
+def check_fields(exp: Experiment) -> None:
+    """Check every field of a resolved experiment, and the rules between them; raise one error naming them all.
+
+    Each problem reads ``section.field=value: must be <what is accepted>``; the trainers' own argument checks are
+    ``experiments.runner.validate``'s.
+    """
+    problems = []
+    for f in dataclasses.fields(Experiment):
+        value = getattr(exp, f.name)
+        if f.name not in _SPEC_TYPES:
+            problems.append(_field_problem(f.name, value, _hints(Experiment)[f.name]))
+        elif value is not None:
+            spec_type = _SPEC_TYPES[f.name]
+            if not isinstance(value, spec_type):
+                problems.append(f"{f.name}: must be a {spec_type.__name__} or none, not {type(value).__name__}")
+                continue
+            hints = _hints(spec_type)
+            problems += [_field_problem(f"{f.name}.{g.name}", getattr(value, g.name), hints[g.name])
+                         for g in dataclasses.fields(spec_type)]  # fmt: skip
+        elif f.name == "eval":
+            problems.append("eval=None: every experiment is evaluated and needs its eval settings")
+    problems = [p for p in problems if p]
+    if not problems:  # the rules between fields compare values of the right types only
+        problems = _rule_problems(exp)
+    if problems:
+        raise ExperimentError(f"experiment {exp.name!r}: {'; '.join(problems)}")
+
+
+def default_new_tokens(prompt: str) -> int:
+    """The evaluation's new-token limit by prompt: the original 256, and for Prompt <3> (think, then answer) at least
+    the paper's GRPO completion length (512), so the outputs it trains to write are not cut before their <answer>."""
+    tokens = EvalSpec().max_new_tokens
+    return max(tokens, GRPOSpec().max_completion_length) if prompt == "p3" else tokens
 
 
 def parse_set_args(pairs: list[str]) -> dict[str, str]:

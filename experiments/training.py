@@ -14,20 +14,86 @@ Intermediate checkpoints keep their weights; only the latest keeps optimizer and
 
 ``--resume`` continues from the last checkpoint into the same W&B run, with the stored configuration; without it,
 a directory that already holds checkpoints is refused rather than overwritten.
+
+Every evaluation of a run (step 0, each checkpoint, the final model) decodes with one :class:`DecodingConfig`, in the
+run's compute dtype (``experiments.runner.run_dtype``, the dtype it trains in). :func:`check_trainer_arguments`
+builds the trainer's arguments as the run does, for validation before anything is loaded.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from data.audio_encoder import use_encoder_switches
 from data.avqa import load_avqa
-from data.evaluate import DecodingConfig
 from data.mmau import load_mmau
 from data.schema import DataError, Item
+from experiments.runner import decoding_config, run_dtype
+from experiments.spec import ExperimentError, field_value
+
+# The experiment fields each trainer argument is made of, to name them in the trainers' own argument errors.
+ARGUMENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "per_device_train_batch_size": ("train.per_device_batch", "grpo.num_generations"),
+    "gradient_accumulation_steps": ("train.grad_accum",),
+    "generation_batch_size": ("train.per_device_batch", "grpo.num_generations", "train.grad_accum"),
+    "learning_rate": ("train.learning_rate",),
+    "num_train_epochs": ("train.epochs",),
+    "max_steps": ("train.max_steps",),
+    "lr_scheduler_type": ("train.lr_scheduler",),
+    "warmup_steps": ("train.warmup_steps",),
+    "weight_decay": ("train.weight_decay",),
+    "max_grad_norm": ("train.max_grad_norm",),
+    "save_steps": ("train.save_every",),
+    "logging_steps": ("train.logging_steps",),
+    "bf16": ("train.bf16",),
+    "activation_checkpointing": ("train.gradient_checkpointing",),
+    "num_generations": ("grpo.num_generations",),
+    "temperature": ("grpo.temperature",),
+    "top_k": ("grpo.top_k",),
+    "max_completion_length": ("grpo.max_completion_length",),
+    "beta": ("grpo.beta",),
+    "loss_type": ("grpo.loss_type",),
+    "scale_rewards": ("grpo.scale_rewards",),
+    "epsilon": ("grpo.epsilon",),
+    "num_iterations": ("grpo.num_iterations",),
+}
+
+
+def trainer_arguments(exp: Any, *, output_dir: str, seed: int) -> Any:
+    """The SFT ``TrainingArguments`` or GRPO ``GRPOConfig`` of an experiment, as its run builds them."""
+    common = dict(output_dir=output_dir, seed=seed, report_to=[], bf16=run_dtype(exp.train) == "bfloat16")
+    if exp.method == "sft":
+        from trainers.sft import sft_arguments
+
+        return sft_arguments(train=exp.train, **common)
+    if exp.method == "grpo":
+        from trainers.grpo import grpo_config
+
+        return grpo_config(train=exp.train, grpo=exp.grpo, **common)
+    raise ValueError(f"experiment {exp.name!r}: method {exp.method!r} trains nothing")
+
+
+def check_trainer_arguments(resolved: Any) -> None:
+    """Build the trainer's arguments now, so transformers' and TRL's checks fail before step 0, naming the fields.
+
+    The fields are named for each trainer argument the error mentions (e.g. ``bf16`` <- ``train.bf16``).
+    """
+    exp = resolved.experiment
+    try:
+        trainer_arguments(exp, output_dir=str(resolved.output_dir), seed=resolved.seed)
+    except (ValueError, TypeError) as e:
+        named = []
+        for arg, keys in ARGUMENT_FIELDS.items():
+            if re.search(rf"\b{arg}\b", str(e)):
+                values = ", ".join(f"{k}={field_value(exp, k)!r}" for k in keys if getattr(exp, k.split(".")[0]))
+                named.append(f"{arg} <- {values}")
+        where = "; ".join(named) if named else f"the experiment's train and {exp.method} settings"
+        kind = "GRPOConfig" if exp.method == "grpo" else "TrainingArguments"
+        raise ExperimentError(f"experiment {exp.name!r}: {kind} refuses these settings ({where}): {e}") from None
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -84,23 +150,24 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     drop_train_rows_after(out, int(last.name.split("-")[1]) if last is not None else 0)
     train_items, test, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
-    # Trained weights stay fp32 (bf16 autocast on GPU): pure bf16 weights lose small updates to rounding. With LoRA
-    # the base is frozen, so on GPU it is loaded in bf16 (peft keeps the adapters themselves in fp32).
-    frozen_bf16 = exp.lora is not None and torch.cuda.is_available()
+    # One dtype for the run: the trainer's bf16 autocast and every evaluation, step 0 included (before the trainer
+    # exists, so the evaluator applies it itself).
+    dtype = run_dtype(exp.train)
+    bf16 = dtype == "bfloat16"
+    # Trained weights stay fp32 (bf16 autocast): pure bf16 weights lose small updates to rounding. With LoRA the base
+    # is frozen, so a bf16 run loads it in bf16 (peft keeps the adapters themselves in fp32).
+    frozen_bf16 = exp.lora is not None and bf16
     model, processor = load_model_and_processor(base, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
     use_encoder_switches(
         model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
     )
-    bf16 = exp.train.bf16 if exp.train.bf16 is not None else torch.cuda.is_available()
     benchmark = test.describe()
     eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
 
     with tracked_run(resolved, resume=resume, extra_config={"base_model": base}) as tracker:
         evaluator = CheckpointEvaluator(
             processor, eval_sets, prompt_id=exp.prompt, run_dir=out, model_name=exp.name, log=tracker.log,
-            decoding=DecodingConfig(batch_size=exp.eval.batch_size, max_new_tokens=exp.eval.max_new_tokens,
-                                    valid_frame_encoder=exp.train.valid_frame_encoder,
-                                    static_cache=exp.eval.static_cache),
+            decoding=decoding_config(exp.eval, dtype, valid_frame_encoder=exp.train.valid_frame_encoder),
         )  # fmt: skip
         if exp.eval.at_start and last is None and 0 not in evaluator.recorded_steps():
             evaluator.evaluate_model(model, out / "checkpoint-0" / "eval", 0)
@@ -108,12 +175,12 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
         callbacks = [TrainLogRecorder(out, log=tracker.log, summary=tracker.summary), evaluator, pruner]
         common = dict(output_dir=str(out), seed=resolved.seed, report_to=[], bf16=bf16)
         if exp.method == "sft":
-            from trainers.sft import build_sft_trainer, sft_arguments
+            from trainers.sft import build_sft_trainer
 
             trainer = build_sft_trainer(
-                model, processor, train_items, args=sft_arguments(train=exp.train, **common), prompt_id=exp.prompt,
-                lora=exp.lora, freeze_audio=exp.train.freeze_audio_encoder, schedule_steps=exp.train.schedule_steps,
-                callbacks=callbacks,
+                model, processor, train_items, args=trainer_arguments(exp, output_dir=str(out), seed=resolved.seed),
+                prompt_id=exp.prompt, lora=exp.lora, freeze_audio=exp.train.freeze_audio_encoder,
+                schedule_steps=exp.train.schedule_steps, callbacks=callbacks,
             )  # fmt: skip
         elif exp.method == "grpo":
             from trainers.grpo import build_grpo_trainer

@@ -15,7 +15,9 @@ from trainers.grpo import build_grpo_trainer, grpo_config
 
 def _exp(**grpo_kw):
     exp = get_experiment("grpo-p2")
-    train = TrainSpec(learning_rate=1e-3, epochs=None, max_steps=2, per_device_batch=2, grad_accum=2, save_every=0)
+    # A log row every step: the tests read the trainer's log history of 2-step runs.
+    train = TrainSpec(learning_rate=1e-3, epochs=None, max_steps=2, per_device_batch=2, grad_accum=2, save_every=0,
+                      logging_steps=1)  # fmt: skip
     return dataclasses.replace(exp, train=train, grpo=GRPOSpec(num_generations=4, max_completion_length=6, **grpo_kw))
 
 

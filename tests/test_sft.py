@@ -10,9 +10,10 @@ from trainers.sft import AudioSFTCollator, build_sft_trainer, sft_arguments
 
 
 def _trainer(tiny_dir, items, tmp_path, *, batch=4, accum=1, steps=1, lora=None, freeze_audio=False, lr=1e-3, **kw):
+    # A log row every step: the tests read the trainer's log history of 1- and 2-step runs.
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
     train = TrainSpec(learning_rate=lr, epochs=None, max_steps=steps, per_device_batch=batch, grad_accum=accum,
-                      save_every=0)  # fmt: skip
+                      save_every=0, logging_steps=1)  # fmt: skip
     args = sft_arguments(output_dir=str(tmp_path / "run"), train=train, seed=0, report_to=[], bf16=False)
     return build_sft_trainer(model, processor, items, args=args, lora=lora, freeze_audio=freeze_audio, **kw)
 
@@ -95,7 +96,7 @@ def test_the_accumulation_check_has_teeth(tiny_dir, smoke_train_items, tmp_path)
     def naive(batch, accum):
         model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
         train = TrainSpec(learning_rate=1e-3, epochs=None, max_steps=1, per_device_batch=batch, grad_accum=accum,
-                          save_every=0)  # fmt: skip
+                          save_every=0, logging_steps=1)  # fmt: skip
         args = sft_arguments(output_dir=str(tmp_path / f"n{batch}"), train=train, seed=0, report_to=[], bf16=False)
         trainer = AudioSFTTrainer(model=model, args=args, train_dataset=ItemDataset(smoke_train_items[:4]),
                                   data_collator=AudioSFTCollator(processor, "p1"))  # fmt: skip

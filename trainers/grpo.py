@@ -168,10 +168,11 @@ class AudioGRPOTrainer(FinishedRunGuardMixin, ScheduleStepsMixin, GRPOTrainer):
         return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
 
-def grpo_config(
-    *, output_dir: str, train: Any, grpo: Any, seed: int, report_to: list[str], bf16: bool, logging_steps: int = 1
-) -> GRPOConfig:
-    """Translate the suite's TrainSpec/GRPOSpec into TRL's GRPOConfig (paper defaults; see experiments.spec)."""
+def grpo_config(*, output_dir: str, train: Any, grpo: Any, seed: int, report_to: list[str], bf16: bool) -> GRPOConfig:
+    """Translate the suite's TrainSpec/GRPOSpec into TRL's GRPOConfig (paper defaults; see experiments.spec).
+
+    Validation builds it too, with the run's values, so TRL's own argument errors surface before any model loads.
+    """
     return GRPOConfig(
         output_dir=output_dir,
         # TRL counts completions per device, not prompts: prompts x G.
@@ -196,7 +197,7 @@ def grpo_config(
         max_grad_norm=train.max_grad_norm,
         save_strategy="steps",
         save_steps=train.save_every,
-        logging_steps=logging_steps,
+        logging_steps=train.logging_steps,
         report_to=report_to,
         bf16=bf16,
         seed=seed,

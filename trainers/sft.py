@@ -122,6 +122,7 @@ def apply_lora(model: Any, lora: Any) -> Any:
 
 
 def sft_arguments(*, output_dir: str, train: Any, seed: int, report_to: list[str], bf16: bool) -> TrainingArguments:
+    """Translate the suite's TrainSpec into ``TrainingArguments`` (also built by validation, before any model loads)."""
     return TrainingArguments(
         output_dir=output_dir,
         per_device_train_batch_size=train.per_device_batch,
@@ -136,7 +137,7 @@ def sft_arguments(*, output_dir: str, train: Any, seed: int, report_to: list[str
         optim="adamw_torch",
         save_strategy="steps" if train.save_every else "no",
         save_steps=train.save_every or 500,
-        logging_steps=1,
+        logging_steps=train.logging_steps,
         report_to=report_to,
         bf16=bf16,
         seed=seed,
