@@ -32,16 +32,18 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create or refresh .venv
 
 SELECT ?= best-val
+# Extra flags for analysis.table2, e.g. TABLE2_ARGS=--allow-mixed-decoding (see README, Outputs).
+TABLE2_ARGS ?=
 
 paper: $(STAMP)  ## the main job: every Table 2 run of the profile, then the table and figures (PROFILE, SEEDS)
 	$(PY) -m experiments paper --profile $(PROFILE) --seeds $(SEEDS)
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
 	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
-	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
+	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
 	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
 
-table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test)
-	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT)
+table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test, TABLE2_ARGS)
+	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
 
 fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>/fig3.{png,pdf}
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE)

@@ -128,6 +128,14 @@ def run_profile(run: Mapping[str, Any]) -> str | None:
     return tags[1] if len(tags) > 1 else None
 
 
+def run_experiment(run: Mapping[str, Any]) -> str | None:
+    """The experiment a run ran: ``config.experiment.name``, else its W&B group (the suite's default group; a run
+    started with ``WANDB_RUN_GROUP`` has another group but the same experiment)."""
+    experiment = _config(run).get("experiment")
+    name = experiment.get("name") if isinstance(experiment, dict) else None
+    return name if isinstance(name, str) else run.get("group")
+
+
 def run_seed(run: Mapping[str, Any]) -> int | None:
     seed = _config(run).get("seed")
     return int(seed) if isinstance(seed, (int, float)) and not isinstance(seed, bool) else None
@@ -193,8 +201,8 @@ def pick_runs(
     for experiment in experiments:
         candidates = [
             (position, row)
-            for position, row in enumerate(runs[runs["group"] == experiment].to_dict("records"))
-            if run_profile(row) == profile
+            for position, row in enumerate(runs.to_dict("records"))
+            if run_experiment(row) == experiment and run_profile(row) == profile
         ]
         by_seed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for position, row in candidates:

@@ -2,8 +2,9 @@
 # GPU checks on one GPU with a Qwen2-Audio-7B-shaped random-weight model (bf16): evaluator throughput at batch 64
 # with 16 new tokens on 10 s clips, for every speed-switch configuration, and GRPO steps (1 prompt, G=8, 16-token
 # completions, LoRA) with the phase breakdown and peak memory: all switches on, the stock 30 s encoder, and the
-# shared-prompt switches off one at a time and together (bench/grpo_switches.py; LoRA dropout 0 so that shared
-# scoring applies).
+# shared-prompt switches off one at a time and together (bench/grpo_switches.py; LoRA dropout 0 so that the
+# shared-prompt and merged-LoRA switches apply: under active dropout they stand aside), and one GRPO-LoRA step with
+# the paper's 512-token completions under gradient checkpointing, for its peak memory.
 #
 #   bash bench/gpu_check.sh                  # on the GPU machine; results in $OUT (default bench/results)
 #   SHAPE=tiny SKIP_WHEELS=1 bash bench/gpu_check.sh   # the same script in a minute on a CPU, to check it first
@@ -29,4 +30,6 @@ python3 -m bench.grpo_step --shape "$SHAPE" --lora --steps 4 --no-valid-frame-en
   --out "$OUT/grpo_step-$SHAPE-lora-stock-encoder.json" || status=1
 python3 -m bench.grpo_switches --shape "$SHAPE" --lora --lora-dropout 0 --steps 4 --repeats 1 \
   --only all_on no_shared_prefill no_shared_scoring all_off --out "$OUT/grpo_switches-$SHAPE-lora.json" || status=1
+python3 -m bench.grpo_step --shape "$SHAPE" --lora --steps 2 --completion-tokens 512 --gradient-checkpointing \
+  --out "$OUT/grpo_step-$SHAPE-lora-512-gc.json" || status=1
 exit $status

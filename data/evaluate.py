@@ -484,6 +484,7 @@ def evaluate(
     log_every_batch: Callable[[int, int], None] | None = None,
     cache: FeatureCache | None = None,
     print_table: bool | None = None,
+    keep_bar: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``items`` and write predictions.json and metrics.json under ``out_dir``; return the metrics.
 
@@ -491,7 +492,8 @@ def evaluate(
     metrics. ``audio_mode="silent"`` replaces each clip by silence of the same length (the ``direct-silent``
     control: how much can be answered without listening). Pass the same ``cache`` to repeated evaluations of the
     same items (each checkpoint of a training run) to featurise each item once. ``progress`` shows a progress bar;
-    ``print_table`` (None: same as ``progress``) prints the accuracy table at the end.
+    ``print_table`` (None: same as ``progress``) prints the accuracy table at the end;
+    ``keep_bar=False`` clears the finished bar (checkpoint evaluations, which print a one-line summary instead).
     """
     from tqdm.auto import tqdm
 
@@ -533,7 +535,14 @@ def evaluate(
 
     start = time.perf_counter()
     shown = progress and rank == 0
-    bar = tqdm(total=len(items), initial=len(done), desc=f"eval {out_dir.name}", unit="item", disable=not shown)
+    bar = tqdm(
+        total=len(items),
+        initial=len(done),
+        desc=f"eval {out_dir.name}",
+        unit="item",
+        disable=not shown,
+        leave=keep_bar,
+    )
     new_rows: list[dict[str, Any]] = []
     with JsonlAppender(_partial_path(out_dir, rank, size)) as sink:
         prefetch = decoding.prefetch if decoding.prefetch is not None else model.device.type != "cpu"

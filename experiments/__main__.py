@@ -120,4 +120,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # Here rather than in main(): tests that call main() in-process keep their own warning set-up.
+    if sys.argv[1:2] != ["list"]:  # list needs no transformers/wandb imports
+        from trainers.console import show_each_warning_once
+
+        show_each_warning_once()
     sys.exit(main())

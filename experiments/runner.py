@@ -129,7 +129,10 @@ def validate(resolved: ResolvedRun) -> None:
 
     Raises :class:`~experiments.spec.ExperimentError` naming each bad field, its value and what is accepted.
     """
+    from experiments.tracking import wandb_env_tags
+
     check_fields(resolved.experiment)
+    wandb_env_tags()  # a bad WANDB_TAGS names the variable now, not after the model is loaded
     if resolved.experiment.method in ("sft", "grpo"):
         from experiments.training import check_trainer_arguments
 

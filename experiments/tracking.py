@@ -1,7 +1,14 @@
 """The W&B run of one experiment run: named, grouped, tagged, offline when no API key, always finished.
 
-- project ``$WANDB_PROJECT`` (default ``r1-aqa``), group = experiment name, name ``<experiment>-<profile>-s<seed>``,
-  tags = method, profile, prompt (+ ``adhoc`` when ``--set`` changed the registered experiment);
+- project ``r1-aqa``, group = experiment name, name ``<experiment>-<profile>-s<seed>``, tags = method, profile,
+  prompt (+ ``lora``, + ``adhoc`` when the run is not the registered experiment as it stands); W&B's own variables
+  win when set: ``WANDB_PROJECT``, ``WANDB_NAME``, ``WANDB_RUN_GROUP``, and ``WANDB_TAGS`` (comma-separated, added
+  after the suite's tags, which analysis reads by position). A resumed run keeps the name, group and tags it
+  stored unless the variable is set, and always its stored project (one run's history in one project);
+- what was used (mode, project, name, group, tags, the variables that set them, run id, local run folders) is in
+  the W&B config under ``wandb`` and in ``<output dir>/wandb_run.json``;
+- at the start of a run one line says where its W&B files go and, offline, the exact ``wandb sync`` command; a
+  line at the end repeats the command with every local folder of the run (a resumed run has one per session);
 - offline unless an API key is configured (``WANDB_API_KEY`` or a ``wandb login``); ``WANDB_MODE`` wins when set,
   and ``WANDB_MODE=disabled`` turns tracking off (the run then logs nothing, for GPU checks without wandb);
 - run files under ``$WANDB_DIR`` when set, else ``outputs/wandb``;
@@ -22,16 +29,22 @@ from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.io import read_json, write_json_atomic
 from data.schema import DataError
 from experiments.profiles import output_root
-from trainers.record_files import RUN_ID_FILE, STEP_KEY
+from trainers.record_files import RUN_ID_FILE, STEP_KEY, WANDB_RUN_FILE
+
+DEFAULT_PROJECT = "r1-aqa"
+# The W&B variables the suite honours, by the setting each one sets.
+WANDB_VARIABLES = {"project": "WANDB_PROJECT", "name": "WANDB_NAME", "group": "WANDB_RUN_GROUP", "tags": "WANDB_TAGS"}
 
 
 def wandb_mode() -> str:
@@ -90,7 +103,87 @@ def run_tags(resolved: Any) -> list[str]:
     return tags
 
 
-def _init_run(resolved: Any, run_id: str, config: dict[str, Any], mode: str, patience_s: float = 120.0) -> Any:
+@dataclass(frozen=True)
+class WandbSettings:
+    """How a run's W&B run is filed: recorded in its config (``wandb``) and in ``wandb_run.json``."""
+
+    mode: str
+    project: str
+    name: str
+    group: str
+    tags: tuple[str, ...]
+    from_env: tuple[str, ...]  # the W&B variables that decided any of the above
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "project": self.project, "name": self.name, "group": self.group,
+                "tags": list(self.tags), "from_env": list(self.from_env)}  # fmt: skip
+
+
+def _variable(setting: str) -> str | None:
+    value = os.environ.get(WANDB_VARIABLES[setting], "").strip()
+    return value or None  # set but empty counts as unset, as in W&B itself
+
+
+def wandb_env_tags() -> list[str]:
+    """The tags of ``WANDB_TAGS`` (comma-separated, blanks around each stripped), checked as W&B checks them.
+
+    W&B itself reads the variable when it starts and fails on an empty tag (``a,,b``, a trailing comma) or one over
+    64 characters, with a message that does not name the variable: check it first (cheap; call it before loading
+    a model).
+    """
+    raw = os.environ.get(WANDB_VARIABLES["tags"], "")
+    if not raw.strip():
+        return []
+    tags = [t.strip() for t in raw.split(",")]
+    bad = [f"#{i} {t!r}" for i, t in enumerate(tags, 1) if not 1 <= len(t) <= 64]
+    if bad:
+        raise DataError(f"WANDB_TAGS={raw!r}: W&B accepts only tags of 1 to 64 characters (not {', '.join(bad)}); "
+                        "set it to comma-separated tags, e.g. WANDB_TAGS=ablation,lr-sweep, or unset it")  # fmt: skip
+    return tags
+
+
+def wandb_settings(resolved: Any, mode: str, stored: Mapping[str, Any] | None = None) -> WandbSettings:
+    """The project, name, group and tags of ``resolved``'s W&B run.
+
+    A W&B variable that is set wins; otherwise a resumed run keeps what it ``stored`` (its ``wandb_run.json``), and
+    a new run gets the suite's defaults. The project is the exception: a resumed run stays in its stored project
+    whatever ``WANDB_PROJECT`` says (a note is printed), so that one run's history is never split across projects.
+    ``from_env`` names the variables that decided a setting in this session.
+    """
+    stored = stored or {}
+    env = {setting: _variable(setting) for setting in WANDB_VARIABLES}
+    if stored.get("project") and env["project"] not in (None, stored["project"]):
+        print(f"W&B: WANDB_PROJECT={env['project']} ignored: the resumed run belongs to project "
+              f"{stored['project']} (start a new run with --output-dir to file it elsewhere)", flush=True)  # fmt: skip
+        env["project"] = None
+    extra_tags = wandb_env_tags()
+    return WandbSettings(
+        mode=mode,
+        project=stored.get("project") or env["project"] or DEFAULT_PROJECT,
+        name=env["name"] or stored.get("name") or run_name(resolved),
+        group=env["group"] or stored.get("group") or resolved.experiment.name,
+        # Extra tags go after the suite's own: analysis reads the profile as the second tag.
+        tags=tuple(dict.fromkeys([*run_tags(resolved), *extra_tags])) if extra_tags
+        else tuple(stored.get("tags") or run_tags(resolved)),
+        from_env=tuple(WANDB_VARIABLES[setting] for setting, value in env.items() if value),
+    )  # fmt: skip
+
+
+def sync_command(folders: list[str]) -> str:
+    """The command that uploads an offline run: every local folder of it (one per session of a resumed run)."""
+    return "wandb sync " + " ".join(shlex.quote(f) for f in folders)
+
+
+def _record_session(path: Path, record: dict[str, Any], run: Any) -> dict[str, Any]:
+    """Add this session's local run folder to the run's ``wandb_run.json`` record and write it; returns it."""
+    folder = str(Path(run.dir).parent)  # wandb's files/ lies inside the run folder
+    folders = [f for f in record.get("run_folders", []) if f != folder and Path(f).is_dir()] + [folder]
+    record = {**record, "id": run.id, "run_folder": folder, "run_folders": folders}
+    write_json_atomic(path, record)
+    return record
+
+
+def _init_run(run_id: str, config: dict[str, Any], settings: WandbSettings, patience_s: float = 120.0) -> Any:
     """``wandb.init`` of this run. After a hard kill the dead run's W&B service process may still hold the run id
     for a while ("run ID ... is in use"); a resume waits for it to let go (up to ``patience_s``)."""
     import time
@@ -98,7 +191,7 @@ def _init_run(resolved: Any, run_id: str, config: dict[str, Any], mode: str, pat
     deadline = time.monotonic() + patience_s
     while True:
         try:
-            return _init_run_once(resolved, run_id, config, mode)
+            return _init_run_once(run_id, config, settings)
         except Exception as exc:  # wandb raises its ServerResponseError here
             if "in use" not in str(exc):
                 raise
@@ -115,17 +208,17 @@ def _init_run(resolved: Any, run_id: str, config: dict[str, Any], mode: str, pat
             time.sleep(2.0)
 
 
-def _init_run_once(resolved: Any, run_id: str, config: dict[str, Any], mode: str) -> Any:
+def _init_run_once(run_id: str, config: dict[str, Any], settings: WandbSettings) -> Any:
     import wandb
 
     run = wandb.init(
-        project=os.environ.get("WANDB_PROJECT", "r1-aqa"),
-        group=resolved.experiment.name,
-        name=run_name(resolved),
-        tags=run_tags(resolved),
+        project=settings.project,
+        group=settings.group,
+        name=settings.name,
+        tags=list(settings.tags),
         config=config,
         dir=str(wandb_dir()),
-        mode=mode,
+        mode=settings.mode,
         id=run_id,
         resume="allow",
         settings=wandb.Settings(silent=True, x_disable_stats=True, console="off", save_code=False),
@@ -156,14 +249,18 @@ def relog_missing(run: Any, run_dir: Path, when: str) -> int:
     return len(missing)
 
 
-def _verify_complete(resolved: Any, run_id: str, config: dict[str, Any], mode: str) -> None:
-    """After ``finish()``: W&B must hold every row of the record; repair once, then refuse."""
+def _verify_complete(
+    resolved: Any, run_id: str, config: dict[str, Any], settings: WandbSettings, record: dict[str, Any]
+) -> dict[str, Any]:
+    """After ``finish()``: W&B must hold every row of the record; repair once, then refuse. Returns the run's
+    ``wandb_run.json`` record (with the repair session's folder, when there was one)."""
     from experiments.record import steps_of
 
     run_dir = resolved.output_dir
     if not _wandb_gaps(run_id, run_dir):
-        return
-    run = _init_run(resolved, run_id, config, mode)
+        return record
+    run = _init_run(run_id, config, settings)
+    record = _record_session(run_dir / WANDB_RUN_FILE, record, run)
     try:
         relog_missing(run, run_dir, "after finishing")
     finally:
@@ -174,6 +271,7 @@ def _verify_complete(resolved: Any, run_id: str, config: dict[str, Any], mode: s
             f"W&B run {run_id} ({wandb_dir()}) lacks {len(still)} row(s) of {run_dir} (steps {steps_of(still)}) "
             "after re-logging them; the run is not marked complete. Rerun with --resume to try again."
         )
+    return record
 
 
 @contextmanager
@@ -186,14 +284,24 @@ def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | Non
         yield Tracker(None)
         return
     id_file = resolved.output_dir / RUN_ID_FILE
+    record_file = resolved.output_dir / WANDB_RUN_FILE
     run_id = id_file.read_text().strip() if resume and id_file.exists() else secrets.token_hex(4)
+    # What the run used before (resumed with the same id), else nothing: a new run starts from the defaults.
+    stored = read_json(record_file) if resume and record_file.exists() else {}
+    stored = stored if stored.get("id") == run_id else {}
+    settings = wandb_settings(resolved, mode, stored)
     resolved.output_dir.mkdir(parents=True, exist_ok=True)
     id_file.write_text(run_id + "\n")
     wandb_dir().mkdir(parents=True, exist_ok=True)
-    config = {**resolved.to_dict(), **(extra_config or {})}
-    run = _init_run(resolved, run_id, config, mode)
-    if mode == "offline":
-        print(f"W&B: offline run {run_id} under {wandb_dir()}; upload it with `wandb sync {Path(run.dir).parent}`")
+    config = {**resolved.to_dict(), **(extra_config or {}), "wandb": settings.as_dict()}
+    run = _init_run(run_id, config, settings)
+    record = _record_session(record_file, {**stored, **settings.as_dict()}, run)
+    url = None if run.offline else run.url
+    if url is None:
+        print(f"W&B: offline run {run_id} ({settings.name}) writes to {record['run_folder']}; upload it with "
+              f"`{sync_command([record['run_folder']])}`", flush=True)  # fmt: skip
+    else:
+        print(f"W&B: run {run_id} ({settings.name}) at {url}; local files in {record['run_folder']}", flush=True)
     if resume:
         relog_missing(run, resolved.output_dir, "on resume")
     exit_code = 1
@@ -202,4 +310,9 @@ def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | Non
         exit_code = 0
     finally:
         run.finish(exit_code=exit_code)
-    _verify_complete(resolved, run_id, config, mode)
+    record = _verify_complete(resolved, run_id, config, settings, record)
+    if url is None:
+        print(f"W&B: offline run {run_id} finished; upload it with `{sync_command(record['run_folders'])}`",
+              flush=True)  # fmt: skip
+    else:
+        print(f"W&B: run {run_id} finished: {url}", flush=True)

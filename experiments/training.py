@@ -133,6 +133,7 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     from trainers.checkpoint_eval import CheckpointEvaluator, EvalSet, eval_log_row
     from trainers.checkpoint_storage import OptimizerStatePruner, has_optimizer_state
     from trainers.common import checkpoint_finished_training
+    from trainers.console import install_compact_log
     from trainers.log_recorder import TrainLogRecorder
 
     exp, out = resolved.experiment, resolved.output_dir
@@ -188,6 +189,7 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
             trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=callbacks, **common)
         else:
             raise ValueError(f"run_training cannot train method {exp.method!r}")
+        install_compact_log(trainer)  # one short line per logging step under the bar; full rows go to train_log.jsonl
         trainer.train(resume_from_checkpoint=str(last) if last else None)
 
         step = trainer.state.global_step

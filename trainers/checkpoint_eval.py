@@ -13,6 +13,11 @@ at each checkpoint too (the paper picked checkpoints on MMAU itself). :class:`Ch
 Under several processes every process evaluates a shard and one (the main) records the results. The evaluation
 sets are featurised once (a :class:`~data.evaluate.FeatureCache` per set) and reused at every
 checkpoint. Evaluation uses greedy decoding, so the model's train/eval mode is switched around it and restored.
+
+On the console each evaluation shows a progress bar per set (the main process's only; the training bar would
+otherwise sit frozen for the whole evaluation), and then one summary line, ``[step 40] test/avg=.., val/avg=..``,
+printed above the training bar (:func:`trainers.console.say`), never onto its line. The full accuracy tables are
+in the metrics files, not on the console.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from data.distributed import is_main
 from data.evaluate import DecodingConfig, FeatureCache, evaluate
 from data.io import append_jsonl, read_jsonl
 from data.schema import Item
+from trainers.console import say
 from trainers.record_files import EVAL_LOG, STEP_KEY
 
 TASK_KEYS = ("sound", "music", "speech", "avg")
@@ -80,7 +86,7 @@ class CheckpointEvaluator(TrainerCallback):
                 results[s.name] = evaluate(
                     model, self.processor, s.items, out_dir / s.name, prompt_id=self.prompt_id,
                     decoding=self.decoding, model_name=f"{self.model_name}@{step}", benchmark=s.benchmark,
-                    cache=s.cache, progress=False,
+                    cache=s.cache, progress=True, print_table=False, keep_bar=False,
                 )  # fmt: skip
         finally:
             model.train(was_training)
@@ -93,7 +99,7 @@ class CheckpointEvaluator(TrainerCallback):
             if self.log is not None:
                 self.log(row)
             summary = ", ".join(f"{k.removeprefix('eval/')}={v:.1f}" for k, v in row.items() if k.endswith("/avg"))
-            print(f"[step {step}] {summary}")
+            say(f"[step {step}] {summary}")  # on its own line, above the training bar
         return results
 
     def recorded_steps(self) -> set[int]:

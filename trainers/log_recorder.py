@@ -4,6 +4,7 @@ Replaces transformers' ``WandbCallback`` (the trainers run with ``report_to=[]``
 the way that callback names it (``loss`` -> ``train/loss``, ``eval_x`` -> ``eval/x``, plus ``train/global_step``),
 appended to ``<run dir>/train_log.jsonl`` (fsynced), and only then handed to ``log`` (the W&B run). The end-of-run
 totals (``train_runtime``, ``train_loss``, ...) go to ``summary`` instead of the history, as that callback does.
+The console shows only a short line of each row (``trainers/console.py``); the whole row is here and in W&B.
 """
 
 from __future__ import annotations
