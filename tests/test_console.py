@@ -120,7 +120,8 @@ def test_each_checkpoint_evaluation_shows_a_bar_and_its_summary_on_its_own_line(
         assert out[at - 1] in "\r\n", repr(out[max(0, at - 80) : at + 40])
         assert re.match(r"\[step \d+\] test/avg=[\d.]+, val/avg=[\d.]+\n", out[at:])
     for before, at in zip(summaries, summaries[1:], strict=False):  # each evaluation (steps 2, 4) has its bars
-        assert "eval test: 100%" in out[before:at] and "eval val: 100%" in out[before:at]
+        # (cleared once finished, keep_bar=False: the summary line stays, the bars do not)
+        assert "eval test: " in out[before:at] and "eval val: " in out[before:at]
     assert "95% CI" not in out  # the accuracy tables stay in the metrics files
 
 
@@ -145,7 +146,8 @@ def test_the_checkpoint_summary_is_printed_above_a_live_bar_and_each_set_shows_a
     out = capsys.readouterr().out
     at = out.index("[step 2] test/avg=50.0, val/avg=50.0\n")
     assert out[at - 1] == "\r", repr(out)  # the bar's line was cleared first: the summary is not appended to it
-    assert [(c["progress"], c["print_table"]) for c in calls] == [(True, False)] * 2  # a bar, not the table
+    # a bar, cleared when done, not the table
+    assert [(c["progress"], c["print_table"], c["keep_bar"]) for c in calls] == [(True, False, False)] * 2
 
 
 def test_each_logging_step_prints_one_short_line(smoke_run):

@@ -39,10 +39,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 from transformers.integrations.fsdp import is_fsdp_managed_module
 
 from data.audio_encoder import _base, distinct_rows, group_rows
+from trainers.console import say
 
 
 def distinct_prompts(
@@ -161,8 +161,7 @@ def stands_aside(switch: str, model: Any, when: str = "during sampling") -> bool
         lora = any(s.startswith("LoRA") for s in sources)
         fix = "set --set lora.dropout=0" if lora else "set the model's dropout rates to 0"
         if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process of a multi-GPU launch
-            # tqdm.write: on its own line above the training progress bar, not appended to it
-            tqdm.write(f"{switch} stands aside: dropout is active {when} ({', '.join(sources)}); {fix} to use it")
+            say(f"{switch} stands aside: dropout is active {when} ({', '.join(sources)}); {fix} to use it")
     return bool(sources)
 
 
