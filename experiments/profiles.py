@@ -39,12 +39,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from experiments.paths import output_root
 from experiments.spec import Experiment
-
-
-def output_root() -> Path:
-    """Root of all outputs and caches: ``$R1AQA_OUTPUTS``, default ``outputs/`` (read at call time, for tests)."""
-    return Path(os.environ.get("R1AQA_OUTPUTS", "outputs"))
 
 
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"

@@ -89,7 +89,7 @@ def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
 
 
 if __name__ == "__main__":
-    from experiments.profiles import output_root
+    from experiments.paths import output_root
 
     base = ensure_toy_base(output_root() / "cache")
     print(json.dumps(json.loads((base / "base_report.json").read_text()), indent=2))
