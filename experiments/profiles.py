@@ -42,7 +42,6 @@ from pathlib import Path
 from experiments.paths import output_root
 from experiments.spec import Experiment
 
-
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
 LOCAL_MODELS = {"tiny": "the untrained tiny Qwen2-Audio", "toy-instruct": "the toy profile's instruct base"}
 
