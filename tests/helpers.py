@@ -60,3 +60,20 @@ def launch_experiments(config: str, args: list[str], cwd: Path, wandb_dir: Path)
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return time.perf_counter() - start
+
+
+class CountingModel:
+    """Wraps a model, counts the rows it generates for and can fail after a number of batches (a 'kill')."""
+
+    def __init__(self, model, fail_after: int | None = None):
+        self.model, self.fail_after, self.rows, self.calls = model, fail_after, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, **kw):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+        self.calls += 1
+        self.rows += kw["input_ids"].shape[0]
+        return self.model.generate(**kw)

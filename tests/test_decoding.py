@@ -15,7 +15,7 @@ from data.evaluate import PARTIAL_NAME, DecodingConfig, _end_counts, evaluate, w
 from data.mmau import load_mmau
 from data.models import load_model_and_processor
 from data.schema import DataError
-from tests.helpers import write_mmau_benchmark
+from tests.helpers import CountingModel, write_mmau_benchmark
 
 # What released Instruct checkpoints ship, and fields whose neutral value is None (a merge that only fills unset
 # fields cannot be stopped by setting them to their defaults): every one of them must stay out of neutral decoding.
@@ -167,13 +167,13 @@ def test_end_counts():
     assert _end_counts(rows, effective) == [(2, False), (4, True), (1, False), (4, False)]
 
 
-class ScriptedModel:
+class ScriptedModel(CountingModel):
     """Generates through the real model (so the real config is prepared and read back), then replaces each row's new
     tokens by a scripted completion, in turn: a complete answer, a cut answer that fills the limit, no answer."""
 
     def __init__(self, model, processor, fail_after: int | None = None):
+        super().__init__(model, fail_after)
         tok = processor.tokenizer
-        self.model, self.fail_after, self.calls, self.rows = model, fail_after, 0, 0
         self.end, self.pad = tok.convert_tokens_to_ids("<|im_end|>"), tok.pad_token_id
         ids = {text: tok(text, add_special_tokens=False)["input_ids"] for text in ("<answer>high</answer>", "low")}
         self.limit = max(len(v) for v in ids.values()) + 2
@@ -182,19 +182,13 @@ class ScriptedModel:
         self.scripts = [ids["<answer>high</answer>"] + [self.end], cut, ids["low"] + [self.end]]
         self.texts = ["<answer>high</answer>", tok.decode(self.scripts[1]), "low"]
 
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
     def generate(self, **kw):
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise KeyboardInterrupt("simulated kill")
-        self.calls += 1
-        prompt = self.model.generate(**kw)[:, : kw["input_ids"].shape[1]]
+        first = self.rows  # the rows generated before this batch: scripts go round in item order
+        prompt = super().generate(**kw)[:, : kw["input_ids"].shape[1]]
         new = torch.full((prompt.shape[0], self.limit), self.pad, dtype=prompt.dtype)
         for r in range(prompt.shape[0]):
-            script = self.scripts[self.rows % 3]
+            script = self.scripts[(first + r) % 3]
             new[r, : len(script)] = torch.tensor(script)
-            self.rows += 1
         return torch.cat([prompt, new], dim=1)
 
 

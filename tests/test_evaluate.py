@@ -10,7 +10,7 @@ from data.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
 from data.mmau import load_mmau, score_records
 from data.models import build_tiny_model
 from data.schema import DataError
-from tests.helpers import TEST_WORDS, write_mmau_benchmark
+from tests.helpers import TEST_WORDS, CountingModel, write_mmau_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -21,23 +21,6 @@ def tiny():
 @pytest.fixture()
 def bench(tmp_path):
     return load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
-
-
-class CountingModel:
-    """Wraps a model, counts the rows it generates for and can fail after a number of batches (a 'kill')."""
-
-    def __init__(self, model, fail_after: int | None = None):
-        self.model, self.fail_after, self.rows, self.calls = model, fail_after, 0, 0
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def generate(self, **kw):
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise KeyboardInterrupt("simulated kill")
-        self.calls += 1
-        self.rows += kw["input_ids"].shape[0]
-        return self.model.generate(**kw)
 
 
 def test_outputs_in_mmau_format_and_rescorable(tiny, bench, tmp_path):
