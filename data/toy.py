@@ -4,6 +4,7 @@ Run::
 
     python -m data.toy --out outputs/toy                      # train 3000, val 300, test 330 items, seed 0
     python -m data.toy --out /tmp/toy --seed 1 --sizes train=300,val=30,test=60 --check
+    python -m data.toy check --out outputs/toy                # can text alone answer it? (see data/toy_check.py)
 
 It stands in for the study's data: ``train``/``val`` in the AVQA annotation format (the training set) and ``test``
 in the MMAU test-mini format (the out-of-distribution benchmark), so that every loader, trainer and scorer of the
@@ -66,8 +67,8 @@ over 2-5, about 0.32. :func:`chance_accuracy` computes it for any list of record
 and stores it in world.json.
 
 Public API: :func:`generate_world`, :data:`DEFAULT_SIZES`, :data:`SUB_CATEGORIES`, :data:`ANSWER_WORDS`,
-:func:`question_texts`, :func:`chance_accuracy`, :func:`make_clip` (one waveform), and the learnability check
-:func:`simple_features` / :data:`SANITY_FEATURES` / :func:`nearest_centroid_accuracy` / :func:`separability`.
+:func:`question_texts`, :func:`chance_accuracy`, :func:`make_clip` (one waveform). The checks of a generated world
+(text-only oracles, the learnability check :func:`~data.toy_check.separability`) are in :mod:`data.toy_check`.
 """
 
 from __future__ import annotations
@@ -94,7 +95,6 @@ __all__ = [
     "DEFAULT_SIZES",
     "DIFFICULTIES",
     "PARAMS",
-    "SANITY_FEATURES",
     "SPECS",
     "SPLITS",
     "SUB_CATEGORIES",
@@ -102,11 +102,8 @@ __all__ = [
     "chance_accuracy",
     "generate_world",
     "make_clip",
-    "nearest_centroid_accuracy",
     "parse_sizes",
     "question_texts",
-    "separability",
-    "simple_features",
 ]
 
 WORLD_VERSION = 1
@@ -1153,142 +1150,22 @@ def chance_accuracy(records_or_items: Iterable[Any]) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------------------------------------ learnability check
-
-
-def simple_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
-    """Hand-made numpy features, one per kind of cue, to show each sub-category is learnable from the audio.
-
-    Frames like Whisper's (25 ms Hann window, 10 ms hop). ``bursts``: number of rises of the frame level above the
-    midpoint between its quiet and loud levels (with hysteresis); ``rate``: bursts per second; ``level_slope``:
-    dB per second of a line fit to the frame levels; ``tilt``: slope of log power vs log frequency (100 Hz-6 kHz);
-    ``peak_hz``: log2 of the strongest frequency; ``richness``: log10 share of energy above 1.5x that frequency;
-    ``f0``: log2 autocorrelation pitch (60-400 Hz); ``band0..band4``: log energy shares in formant bands.
-    """
-    x = np.asarray(wave, dtype=np.float64)
-    win, hop = 400, 160
-    if len(x) < win:
-        x = np.pad(x, (0, win - len(x)))
-    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop] * np.hanning(win)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(win, 1.0 / sample_rate)
-    level = 10 * np.log10(power.sum(axis=1) + 1e-10)
-    times = np.arange(len(level)) * hop / sample_rate
-
-    # Envelope bursts, smoothed over 3 frames so one beep never counts twice.
-    smooth = np.convolve(level, np.ones(3) / 3, mode="same")
-    lo, hi = np.percentile(smooth, 10), np.percentile(smooth, 98)
-    up, down = lo + 0.6 * (hi - lo), lo + 0.4 * (hi - lo)
-    bursts, active = 0, False
-    for v in smooth:
-        if not active and v > up:
-            bursts, active = bursts + 1, True
-        elif active and v < down:
-            active = False
-
-    loud = level > level.max() - 60  # ignore the fade-in/out silence
-    slope = float(np.polyfit(times[loud], level[loud], 1)[0]) if loud.sum() > 2 else 0.0
-
-    mean_power = power.mean(axis=0) + 1e-12
-    band = (freqs >= 100) & (freqs <= 6000)
-    tilt = float(np.polyfit(np.log2(freqs[band]), 10 * np.log10(mean_power[band]), 1)[0])
-    peak = float(freqs[1:][np.argmax(mean_power[1:])])
-    richness = float(np.log10(mean_power[freqs > 1.5 * peak].sum() / mean_power.sum() + 1e-8))
-
-    # Autocorrelation pitch over the whole clip (via FFT): the strongest lag between 2.5 and 16.7 ms.
-    size = _fast_len(2 * len(x))  # zero padding to 2n makes the circular autocorrelation a linear one
-    ac = np.fft.irfft(np.abs(np.fft.rfft(x - x.mean(), size)) ** 2, size)[: len(x)]
-    lags = np.arange(int(sample_rate / 400), int(sample_rate / 60))
-    f0 = sample_rate / lags[np.argmax(ac[lags])]
-
-    edges = [(200, 450), (450, 900), (900, 1500), (1500, 2600), (2600, 4000)]
-    total = mean_power[(freqs >= 200) & (freqs < 4000)].sum()
-    bands = {
-        f"band{i}": float(np.log10(mean_power[(freqs >= a) & (freqs < b)].sum() / total))
-        for i, (a, b) in enumerate(edges)
-    }
-    return {
-        "bursts": float(bursts),
-        "rate": bursts / (len(x) / sample_rate),
-        "level_slope": slope,
-        "tilt": tilt,
-        "peak_hz": float(np.log2(peak)),
-        "richness": richness,
-        "f0": float(np.log2(f0)),
-        **bands,
-    }
-
-
-# The feature(s) a listener would use for each question: the check uses only these, so it tests the intended cue.
-SANITY_FEATURES: dict[str, list[str]] = {
-    "beep_count": ["bursts"],
-    "noise_colour": ["tilt"],
-    "loudness_trend": ["level_slope"],
-    "note_height": ["peak_hz"],
-    "tempo": ["rate"],
-    "timbre": ["richness"],
-    "vowel": ["band0", "band1", "band2", "band3", "band4"],
-    "speaker": ["f0"],
-    "syllable_count": ["bursts"],
-}
-
-
-def nearest_centroid_accuracy(features: np.ndarray, labels: Sequence[str]) -> float:
-    """Two-fold cross-validated accuracy of a nearest-class-mean classifier on z-scored features."""
-    x = np.asarray(features, dtype=float).reshape(len(labels), -1)
-    y = np.asarray(labels)
-    folds = np.arange(len(y)) % 2
-    correct = 0
-    for fold in (0, 1):
-        train, test = folds != fold, folds == fold
-        mu, sd = x[train].mean(axis=0), x[train].std(axis=0) + 1e-9
-        classes = sorted(set(y[train]))
-        cents = np.stack([((x[train & (y == c)] - mu) / sd).mean(axis=0) for c in classes])
-        dist = (((x[test] - mu) / sd)[:, None, :] - cents[None]) ** 2
-        correct += int((np.asarray(classes)[dist.sum(axis=2).argmin(axis=1)] == y[test]).sum())
-    return correct / len(y)
-
-
-def separability(world_dir: str | Path, split: str = "train") -> dict[str, dict[str, float]]:
-    """Nearest-centroid accuracy of :data:`SANITY_FEATURES` per sub-category and difficulty on a generated split.
-
-    Returns ``{sub_category: {"easy": acc, "medium": acc, "hard": acc, "chance": 1/len(answers)}}``. AVQA records
-    carry no difficulty, so it is recovered from the world's plan (seed and sizes in world.json).
-    """
-    from data.audio import load_audio
-
-    world = Path(world_dir)
-    manifest = json.loads((world / "world.json").read_text(encoding="utf-8"))
-    plan = _plan(int(manifest["seed"]), split, int(manifest["sizes"][split]))
-    recs = json.loads((world / _annotation_file(split)).read_text(encoding="utf-8"))
-    rows: dict[tuple[str, str], list[tuple[list[float], str]]] = {}
-    for r in recs:
-        if split == "test":
-            sub, diff, gold, path = r["sub-category"], r["difficulty"], r["answer"], world / "test" / r["audio_id"]
-        else:
-            slot = plan[int(r["id"])]
-            sub, diff, gold = r["question_type"], slot.difficulty, r["multi_choice"][r["answer"]]
-            if slot.sub_category != sub or slot.label != gold:
-                raise ValueError(f"{world}: record {r['id']} does not match world.json's seed/sizes; regenerate it")
-            path = world / split / "audio" / f"{r['video_name']}.wav"
-        feats = simple_features(load_audio(path))
-        rows.setdefault((sub, diff), []).append(([feats[k] for k in SANITY_FEATURES[sub]], gold))
-    out: dict[str, dict[str, float]] = {}
-    for name in SPECS:
-        out[name] = {"chance": round(1 / len(SPECS[name].labels), 3)}
-        for d in DIFFICULTIES:
-            data = rows.get((name, d), [])
-            if len({g for _, g in data}) > 1:
-                feats_arr = np.array([f for f, _ in data])
-                out[name][d] = round(nearest_centroid_accuracy(feats_arr, [g for _, g in data]), 3)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ command line
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data.toy", description=__doc__.split("\n")[0])
+    """``python -m data.toy --out DIR ...`` generates a world; ``python -m data.toy check ...`` checks one."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A leading word, not an argparse subparser: the generator's own command line stays exactly as it was.
+    if argv[:1] == ["check"]:
+        from data import toy_check  # imported here: toy_check imports this module
+
+        return toy_check.main(argv[1:])
+    ap = argparse.ArgumentParser(
+        prog="python -m data.toy",
+        description=__doc__.split("\n")[0],
+        epilog="python -m data.toy check --out DIR: chance, text-only oracles and an audio classifier per split",
+    )
     ap.add_argument("--out", required=True, help="output directory (created if missing)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default=None, help="e.g. train=3000,val=300,test=330 (unnamed splits keep defaults)")
@@ -1310,6 +1187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {split:5s} overall {overall}  {per}  (n={c['n']})")
     if args.check:
         print("nearest-centroid accuracy of one simple feature per sub-category (train, 2-fold):")
+        from data.toy_check import separability
+
         for name, acc in separability(args.out, "train").items():
             cells = "  ".join(f"{d} {acc[d]:.2f}" for d in DIFFICULTIES if d in acc)
             print(f"  {name:15s} chance {acc['chance']:.2f}  {cells}")

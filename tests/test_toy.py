@@ -1,4 +1,5 @@
-"""Tests for data/toy.py: determinism, the AVQA and MMAU formats, phrasings, chance level, balance, learnability."""
+"""Tests for data/toy.py: determinism, the AVQA and MMAU formats, phrasings, chance level, balance, and learnability
+(data/toy_check.py's simple-feature check). The text-only oracles are tested in tests/test_toy_check.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data import toy
+from data import toy, toy_check
 from data.schema import Item
 
 SEED = 3
@@ -267,7 +268,7 @@ def test_answers_are_balanced(world: Path) -> None:
 
 def test_each_family_is_learnable_from_the_audio(world: Path) -> None:
     """One simple numpy feature per sub-category separates the answers of easy train items far above chance."""
-    acc = toy.separability(world, "train")
+    acc = toy_check.separability(world, "train")
     for task, subs in toy.SUB_CATEGORIES.items():
         assert max(acc[s]["easy"] for s in subs) >= 0.95, (task, acc)
         for s in subs:
@@ -279,8 +280,8 @@ def test_shift_keeps_the_labels(world: Path) -> None:
     from data.audio import load_audio
 
     def feats(path: Path, sub: str) -> list[float]:
-        f = toy.simple_features(load_audio(path))
-        return [f[k] for k in toy.SANITY_FEATURES[sub]]
+        f = toy_check.simple_features(load_audio(path))
+        return [f[k] for k in toy_check.SANITY_FEATURES[sub]]
 
     train: dict[str, list[tuple[list[float], str]]] = {}
     for r in avqa(world, "train"):
