@@ -12,7 +12,7 @@ DEEPSPEED_VERSION := 0.19.8
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help paper table2 fig3 fig4 launch test test-slow run lint bench clean venv
+.PHONY: help paper table2 silent fig3 fig4 launch test test-slow run lint bench clean venv
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -35,21 +35,25 @@ SELECT ?= best-val
 # Extra flags for analysis.table2, e.g. TABLE2_ARGS=--allow-mixed-decoding (see README, Outputs).
 TABLE2_ARGS ?=
 
-paper: $(STAMP)  ## the main job: every Table 2 run of the profile, then the table and figures (PROFILE, SEEDS)
+paper: $(STAMP)  ## the main job: every Table 2 run of the profile, their silent-audio controls, the table and figures (PROFILE, SEEDS)
 	$(PY) -m experiments paper --profile $(PROFILE) --seeds $(SEEDS)
-	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
-	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
+	$(PY) -m analysis.silent --profile $(PROFILE) --select $(SELECT)
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE) --select $(SELECT)
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE) --select $(SELECT)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
 	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
 
 table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test, TABLE2_ARGS)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
 
+silent: $(STAMP)  ## silent-audio control of each Table 2 row's selected checkpoint, in its run dir (PROFILE, SELECT)
+	$(PY) -m analysis.silent --profile $(PROFILE) --select $(SELECT)
+
 fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>/fig3.{png,pdf}
-	$(PY) -m analysis.figures fig3 --profile $(PROFILE)
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE) --select $(SELECT)
 
 fig4: $(STAMP)  ## SFT convergence figure -> reports/<PROFILE>/fig4.{png,pdf}
-	$(PY) -m analysis.figures fig4 --profile $(PROFILE)
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE) --select $(SELECT)
 
 run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [SEEDS=0]
 	@for s in $(SEEDS); do $(PY) -m experiments run $(EXP) --profile $(PROFILE) --seed $$s || exit 1; done

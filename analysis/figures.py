@@ -1,12 +1,18 @@
 """Figures 3 and 4 of the paper from the suite's W&B runs: GRPO and SFT convergence.
 
     python -m analysis.figures fig3|fig4 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
-                                         [--out reports/<profile>] [--allow-gaps] [--include-adhoc]
+                                         [--select best-val|final|best-test] [--out reports/<profile>]
+                                         [--allow-gaps] [--include-adhoc]
 
 - ``fig3``: GRPO + Prompt <2> and GRPO + Prompt <3>: accuracy reward, format reward and total reward per optimizer
   step (raw series faint, EMA-smoothed bold), and test accuracy (%) at every evaluated checkpoint (step 0 = the
   base model);
 - ``fig4``: Full and LoRA SFT + Prompt <1>: training loss per step (raw faint, smoothed bold) and test accuracy.
+
+The test accuracy panels (Fig. 3(d), 4(b)) also draw, dashed and labelled, the test set's chance level and each
+experiment's silent-audio level: the accuracy of the checkpoints Table 2 selects (``--select``, as the table's) with
+every clip replaced by silence (:mod:`analysis.silent`; mean over seeds). A level that cannot be read is left out and
+the legend says so, naming the command that measures it.
 
 Writes ``<out>/fig3.png`` and ``<out>/fig3.pdf`` (or fig4), atomically; ``<out>`` is ``reports/<profile>`` unless
 ``--out`` says otherwise. The runs are the same as Table 2's (latest finished, non-ad-hoc run per experiment and seed
@@ -39,15 +45,19 @@ from analysis.crosscheck import CrossCheck, GapsError, check_runs
 from analysis.paper_numbers import PAPER_BENCHMARK_VERSION, PAPER_ROWS
 from analysis.runs import RunTables
 from analysis.select import (
+    DEFAULT_RULE,
+    SELECTION_RULES,
     STEP_KEY,
     MissingRunsError,
+    Selection,
     benchmark_version,
     eval_rows,
     last_per_step,
     missing_message,
-    pick_runs,
     run_is_adhoc,
+    select_checkpoints,
 )
+from analysis.silent import chance_level, read_silent, silent_command
 from data.io import write_bytes_atomic
 
 TEST_AVG = "eval/test/avg"
@@ -210,8 +220,9 @@ def _draw_accuracy(ax: Any, data: ExperimentRuns, paper_line: bool) -> bool:
 
 
 def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds: bool, tau: float,
-                    paper_lines: bool) -> tuple[list[Any], int]:  # fmt: skip
-    """Legend entries in two columns (experiments left, line encodings right) and the number of rows."""
+                    paper_lines: bool, levels: Levels | None = None) -> tuple[list[Any], int]:  # fmt: skip
+    """Legend entries in two columns (experiments left, line encodings right) and the number of rows; ``levels``:
+    the accuracy panel's chance and silent-audio lines (None: none drawn)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -231,6 +242,7 @@ def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds:
         encodings.append(Patch(color="0.5", alpha=0.3, label="mean ± 1 s.d. over seeds"))
     if paper_lines:
         encodings.append(Line2D([], [], color="0.2", linestyle=":", label="paper's reported test accuracy"))
+    encodings += _level_handles(levels) if levels is not None else []
     rows = max(len(experiments), len(encodings))
 
     def blank() -> Any:
@@ -244,24 +256,29 @@ def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds:
 
 @dataclass
 class FigureRuns:
-    """The runs a figure draws (experiment -> run rows), the notes on the runs left out, and the run dir check."""
+    """The runs a figure draws (experiment -> run rows), the notes on the runs left out, the run dir check, and the
+    checkpoints Table 2 selects from them (whose silent-audio levels the accuracy panel draws)."""
 
     picked: dict[str, list[dict[str, Any]]]
     notes: list[str]
     check: CrossCheck
+    selection: Selection
 
 
 def figure_runs(
-    tables: RunTables, spec: FigureSpec, profile: str, *, include_adhoc: bool = False, allow_gaps: bool = False
-) -> FigureRuns:
-    """Pick the runs of ``spec``'s experiments (as Table 2 does) and check them against their run directories.
+    tables: RunTables, spec: FigureSpec, profile: str, *, rule: str = DEFAULT_RULE, include_adhoc: bool = False,
+    allow_gaps: bool = False,
+) -> FigureRuns:  # fmt: skip
+    """Pick the runs of ``spec``'s experiments and their checkpoints by ``rule`` (as Table 2 does:
+    :func:`analysis.select.select_checkpoints`) and check the runs against their run directories.
 
     Raises:
         GapsError: a run's W&B evaluations disagree with its run directory (unless ``allow_gaps``).
         MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile`` (with
             ``include_adhoc``: no finished run).
     """
-    picked, notes = pick_runs(tables, profile, spec.experiments, include_adhoc=include_adhoc)
+    selection = select_checkpoints(tables, profile, rule, spec.experiments, include_adhoc=include_adhoc)
+    picked = selection.runs
     check = check_runs(tables, picked)
     what = spec.title.split(":")[0]
     if check.problems and not allow_gaps:
@@ -269,14 +286,80 @@ def figure_runs(
     missing = [e for e in spec.experiments if e not in picked]
     if missing:
         raise MissingRunsError(missing, missing_message(missing, profile, what=what, include_adhoc=include_adhoc))
-    return FigureRuns(picked, notes, check)
+    return FigureRuns(picked, selection.notes, check, selection)
 
 
-def render(
-    tables: RunTables, spec: FigureSpec, profile: str, *, include_adhoc: bool = False, allow_gaps: bool = False,
-    runs: FigureRuns | None = None,
-) -> dict[str, bytes]:  # fmt: skip
-    """Draw the figure for ``spec`` from the runs of ``profile``; returns the PNG and PDF file contents.
+@dataclass
+class Levels:
+    """The reference levels of the test-accuracy panel: the test set's chance accuracy and, per experiment, the
+    silent-audio accuracy of its selected checkpoints (mean over seeds; None where a seed has none)."""
+
+    chance: float | None
+    silent: dict[str, float | None]
+    command: str  # what writes the missing silent evaluations
+
+
+def levels(runs: FigureRuns, spec: FigureSpec, profile: str) -> Levels:
+    """Chance (from the selected checkpoints' saved predictions) and each experiment's silent-audio level."""
+    chosen = runs.selection.chosen
+    chance = next((v for e in spec.experiments for c in chosen.get(e, []) if (v := chance_level(c.predictions))
+                   is not None), None)  # fmt: skip
+    silent: dict[str, float | None] = {}
+    for experiment in spec.experiments:
+        values = [read_silent(runs.check, c).avg for c in chosen.get(experiment, [])]
+        known = [v for v in values if v is not None]
+        silent[experiment] = math.fsum(known) / len(known) if known and len(known) == len(values) else None
+    return Levels(chance, silent, silent_command(profile, runs.selection.rule))
+
+
+CHANCE_STYLE: dict[str, Any] = {"color": "0.35", "linestyle": "--", "linewidth": 1.0}
+SILENT_DASHES: Any = (0, (1.5, 1.5))  # finer than grpo-p3's dashes, so a silent level never reads as a curve
+
+
+def _draw_levels(ax: Any, data: list[ExperimentRuns], lv: Levels) -> None:
+    """Horizontal dashed lines: chance, and each experiment's silent-audio level. Each is labelled with its value in
+    its own slot along the x axis (chance at the left, then one per experiment), so that levels which coincide (a
+    model at chance with silent audio) keep readable labels; the right edge is left to the paper's lines."""
+    marks: list[tuple[float, str, Any]] = []
+    if lv.chance is not None:
+        ax.axhline(lv.chance, label=f"chance {lv.chance:.1f}%", gid="chance", **CHANCE_STYLE)
+        marks.append((lv.chance, f"chance {lv.chance:.1f}", CHANCE_STYLE["color"]))
+    for d in data:
+        value = lv.silent.get(d.experiment)
+        if value is None:
+            continue
+        color = STYLES.get(d.experiment, {}).get("color")
+        ax.axhline(value, color=color, linestyle=SILENT_DASHES, linewidth=1.1, label=f"silent audio, {d.label}",
+                   gid=f"silent:{d.experiment}")  # fmt: skip
+        marks.append((value, f"silent {value:.1f}", color))
+    for slot, (y, text, color) in enumerate(marks):
+        ax.annotate(text, (0.22 * slot, y), xycoords=("axes fraction", "data"), xytext=(2, 2),
+                    textcoords="offset points", ha="left", va="bottom", fontsize=7, color=color,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
+
+
+def _level_handles(lv: Levels) -> list[Any]:
+    """Legend entries for the levels; a missing level is named with the command that measures it."""
+    from matplotlib.lines import Line2D
+
+    chance = f"chance level (mean 1/choices): {lv.chance:.1f}%" if lv.chance is not None else \
+        "chance level: n/a (no saved predictions here)"  # fmt: skip
+    out = [Line2D([], [], label=chance, **CHANCE_STYLE)]
+    if any(v is not None for v in lv.silent.values()):
+        out.append(Line2D([], [], color="0.2", linestyle=SILENT_DASHES, linewidth=1.1,
+                          label="silent audio at the selected checkpoint"))  # fmt: skip
+    absent = [PAPER_ROWS[e].label for e, v in lv.silent.items() if v is None]
+    out += [Line2D([], [], linestyle="none", label=f"silent audio, {label}: not measured") for label in absent]
+    if absent:
+        out.append(Line2D([], [], linestyle="none", label=f"(measure it: {lv.command})"))
+    return out
+
+
+def draw(
+    tables: RunTables, spec: FigureSpec, profile: str, *, rule: str = DEFAULT_RULE, include_adhoc: bool = False,
+    allow_gaps: bool = False, runs: FigureRuns | None = None,
+) -> Any:  # fmt: skip
+    """The figure for ``spec`` from the runs of ``profile``, as a matplotlib ``Figure`` (drawn under :data:`RC`).
 
     ``runs`` (from :func:`figure_runs`) saves picking and checking the runs again.
 
@@ -287,8 +370,9 @@ def render(
     from matplotlib.figure import Figure
 
     if runs is None:
-        runs = figure_runs(tables, spec, profile, include_adhoc=include_adhoc, allow_gaps=allow_gaps)
+        runs = figure_runs(tables, spec, profile, rule=rule, include_adhoc=include_adhoc, allow_gaps=allow_gaps)
     picked = runs.picked
+    lv = levels(runs, spec, profile)
     data = [_collect(tables, picked[e], e) for e in spec.experiments]
     versions = sorted({v for d in data for v in d.versions})
     longest = max((len(_series(h, p.metric)) for d in data for h in d.histories for p in spec.panels if p.metric),
@@ -305,6 +389,8 @@ def render(
                 _draw_training(ax, d, panel.metric, tau) if panel.metric else _draw_accuracy(ax, d, paper_lines)
                 for d in data
             ]
+            if panel.metric is None:  # the test accuracy panel: what chance and not listening would score
+                _draw_levels(ax, data, lv)
             if not any(drawn):
                 ax.text(0.5, 0.5, f"not logged:\n{panel.metric or TEST_AVG}", ha="center", va="center",
                         transform=ax.transAxes, color="0.4")  # fmt: skip
@@ -319,10 +405,26 @@ def render(
             ax.set_visible(False)
         fig.suptitle(f"{spec.title} (profile {profile}; test set: benchmark {', '.join(versions)})",
                      fontsize=10, fontweight="bold", y=1 - 0.06 / spec.size[1], va="top")  # fmt: skip
-        handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines)
+        handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines, lv)
         fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, columnspacing=3.0)
         # Leave room at the bottom for the legend (about 0.17 inch per row) and at the top for the title.
         fig.tight_layout(rect=(0, (0.08 + 0.17 * legend_rows) / spec.size[1], 1, 1))
+    return fig
+
+
+def render(
+    tables: RunTables, spec: FigureSpec, profile: str, *, rule: str = DEFAULT_RULE, include_adhoc: bool = False,
+    allow_gaps: bool = False, runs: FigureRuns | None = None,
+) -> dict[str, bytes]:  # fmt: skip
+    """Draw the figure for ``spec`` (:func:`draw`); returns the PNG and PDF file contents.
+
+    Raises:
+        GapsError, MissingRunsError: see :func:`figure_runs`.
+    """
+    import matplotlib
+
+    fig = draw(tables, spec, profile, rule=rule, include_adhoc=include_adhoc, allow_gaps=allow_gaps, runs=runs)
+    with matplotlib.rc_context(RC):
         # Render both files inside the rc context: the settings apply while drawing.
         png, pdf = io.BytesIO(), io.BytesIO()
         fig.savefig(png, format="png", dpi=PNG_DPI)
@@ -332,15 +434,16 @@ def render(
 
 
 def write_figure(
-    tables: RunTables, name: str, profile: str, out_dir: str | Path, *, include_adhoc: bool = False,
-    allow_gaps: bool = False, runs: FigureRuns | None = None,
+    tables: RunTables, name: str, profile: str, out_dir: str | Path, *, rule: str = DEFAULT_RULE,
+    include_adhoc: bool = False, allow_gaps: bool = False, runs: FigureRuns | None = None,
 ) -> dict[str, Path]:  # fmt: skip
     """Render figure ``name`` (fig3 or fig4) and write its PNG and PDF into ``out_dir``; returns the paths.
 
     Raises:
         GapsError, MissingRunsError: see :func:`figure_runs`.
     """
-    files = render(tables, FIGURES[name], profile, include_adhoc=include_adhoc, allow_gaps=allow_gaps, runs=runs)
+    files = render(tables, FIGURES[name], profile, rule=rule, include_adhoc=include_adhoc, allow_gaps=allow_gaps,
+                   runs=runs)  # fmt: skip
     paths = {ext: Path(out_dir) / f"{name}.{ext}" for ext in ("png", "pdf")}
     for ext, path in paths.items():
         write_bytes_atomic(path, files[ext])
@@ -354,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("figure", choices=list(FIGURES), help="fig3 (GRPO convergence) or fig4 (SFT convergence)")
     add_source_arguments(parser)
+    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
+                        help="the checkpoints whose silent-audio levels panel (d) of fig3 / (b) of fig4 draws, as "
+                        "Table 2 selects them (default best-val)")  # fmt: skip
     args = parser.parse_args(argv)
     spec = FIGURES[args.figure]
     try:
@@ -363,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     try:
-        runs = figure_runs(tables, spec, args.profile, include_adhoc=args.include_adhoc, allow_gaps=args.allow_gaps)
+        runs = figure_runs(tables, spec, args.profile, rule=args.select, include_adhoc=args.include_adhoc,
+                           allow_gaps=args.allow_gaps)  # fmt: skip
         paths = write_figure(tables, args.figure, args.profile, out_dir(args), runs=runs)
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,6 +19,9 @@ again, and runs of earlier versions logged the final model's row a second time a
 
 A ``direct`` run has a single evaluation (step 0), which every rule selects.
 
+Each selected checkpoint also names where its silent-audio control lives (``SelectedCheckpoint.silent_dir``, beside
+the selected test evaluation), so that :mod:`analysis.silent` writes it and the reports read it at one place.
+
 Usage::
 
     from analysis.runs import read_offline_runs
@@ -53,6 +56,7 @@ DEFAULT_RULE = "best-val"
 TEST_KEYS: dict[str, str] = {task: f"eval/test/{task}" for task in TASK_COLUMNS}
 VAL_KEY = "eval/val/avg"
 UNKNOWN_VERSION = "unknown"
+SILENT_TEST = "test-silent"  # a checkpoint's silent-audio test evaluation, beside its eval/test/
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class SelectedCheckpoint:
     rule_note: str = ""
     output_dir: str | None = None  # the run directory (config.output_dir), where the run wrote it
     adhoc_reasons: tuple[str, ...] = ()  # why the run is ad hoc (empty: a canonical run)
+    direct: bool = False  # a run without training (``direct``): its one evaluation is of the base model
 
     @property
     def adhoc(self) -> bool:
@@ -83,6 +88,29 @@ class SelectedCheckpoint:
     def metrics_path(self) -> Path | None:
         """The selected evaluation's test ``metrics.json``: written beside its predictions by the evaluator."""
         return self.predictions.with_name("metrics.json") if self.predictions is not None else None
+
+    @property
+    def silent_dir(self) -> Path | None:
+        """Where the silent-audio control of this checkpoint lives (written by :mod:`analysis.silent`, read by the
+        reports): beside the selected test evaluation.
+
+        ``checkpoint-<step>/eval/test-silent/`` for a checkpoint (step 0: the base model, evaluated before training),
+        ``final/test-silent/`` for a final model that was evaluated in ``final/`` (no checkpoint at its step), and
+        ``silent/test/`` for ``direct``, whose real evaluation is the run directory itself. None without a run dir.
+        """
+        if self.output_dir is None or self.predictions is None:
+            return None
+        out = Path(self.output_dir)
+        if self.direct:
+            return out / "silent" / "test"
+        if self.predictions.parent == out:  # the final model's predictions, copied from final/test/
+            return out / "final" / SILENT_TEST
+        return self.predictions.parent.with_name(SILENT_TEST)  # checkpoint-<step>/eval/test -> eval/test-silent
+
+    @property
+    def silent_metrics_path(self) -> Path | None:
+        """The silent-audio control's ``metrics.json`` (see :attr:`silent_dir`)."""
+        return self.silent_dir / "metrics.json" if self.silent_dir is not None else None
 
 
 @dataclass
@@ -372,7 +400,7 @@ def select_checkpoints(
                     test={task: _value(rows[key].iloc[pos]) for task, key in TEST_KEYS.items()},
                     val_avg=_value(rows[VAL_KEY].iloc[pos]), benchmark_version=benchmark_version(run, predictions),
                     predictions=predictions, n_evals=len(rows), rule_note=rule_note, output_dir=output_dir,
-                    adhoc_reasons=tuple(run_adhoc_reasons(run)),
+                    adhoc_reasons=tuple(run_adhoc_reasons(run)), direct=direct,
                 )
             )  # fmt: skip
     missing = [e for e in experiments if e not in chosen]

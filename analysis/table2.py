@@ -1,5 +1,6 @@
 """Table 2 of the paper, reproduced from the suite's W&B runs: Markdown, LaTeX and CSV, with provenance and tests.
 
+    python -m analysis.silent [--profile toy] [--select ...]    # first: the silent-audio control of each row
     python -m analysis.table2 [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
                               [--select best-val|final|best-test] [--out reports/<profile>] [--allow-mixed-versions]
                               [--allow-mixed-decoding] [--allow-gaps] [--include-adhoc]
@@ -10,8 +11,9 @@ some Table 2 experiment has no usable run (the message names them and the comman
 runs disagree with their run directories on this machine (:mod:`analysis.crosscheck`; pass ``--allow-gaps`` to write
 the table anyway with the problems in its notes), the measured rows are on different benchmark versions (pass
 ``--allow-mixed-versions`` to label each row instead), the selected evaluations were decoded in different compute
-dtypes or with different decoding sources (pass ``--allow-mixed-decoding`` to write the table anyway, with a warning
-and each row's decoding in the provenance) or another error in the inputs.
+dtypes or with different decoding sources, or a silent-audio control was decoded unlike the evaluation it controls
+(pass ``--allow-mixed-decoding`` to write the table anyway, with a warning and each row's decoding in the provenance)
+or another error in the inputs.
 
 How each selected evaluation was decoded is read from its test ``metrics.json`` in the run directory
 (:func:`analysis.crosscheck.read_decoding`): the compute dtype (``dtype.compute``), the decoding source
@@ -26,6 +28,12 @@ What is in the table:
 - the five measured rows (direct, Full SFT + P1, LoRA SFT + P1, GRPO + P2, GRPO + P3), each cell "ours (paper,
   ours - paper)"; with several seeds "mean ± std"; always a 95% interval on the average (one seed: Wilson over
   the items of the saved predictions; several: a t interval over the seeds);
+- for each measured row, "silent audio": the accuracy of the same selected checkpoints with every clip replaced by
+  silence (written by :mod:`analysis.silent`; mean ± std over seeds), and "listening gain": with audio minus
+  silent, per seed, then mean ± std. A silent evaluation must be decoded like the real one (prompt, compute dtype,
+  decoding source, token limit, benchmark: :func:`analysis.silent.differences`); a missing one is "n/a" with a note
+  naming the command, never 0. The test set's chance level (mean over its items of 1 / number of choices, from the
+  selected predictions) is stated with the table;
 - provenance of every measured row: benchmark version, profile, selection rule, seeds, selected steps, run ids
   (ad hoc runs marked; only with ``--include-adhoc``), the selected evaluations' compute dtype, decoding source,
   truncation rate and missing-answer rate (means over seeds, with each seed's value), and whether each run's W&B
@@ -78,6 +86,7 @@ from analysis.select import (
     missing_message,
 )
 from analysis.select import select_checkpoints as _select
+from analysis.silent import DIFFERS, MISSING, NOT_HERE, SilentEval, chance_level, read_silent, silent_command
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
 from data.io import write_text_atomic
 from data.schema import DataError
@@ -111,10 +120,26 @@ class MeasuredRow:
     ci_method: str
     n_items: list[int | None]  # per seed, from the saved predictions (None: not readable here)
     decodings: list[Decoding] = field(default_factory=list)  # per seed, from the selected evaluations' metrics.json
+    silent: list[SilentEval] = field(default_factory=list)  # per seed: the selected checkpoint with silent audio
+    chance: float | None = None  # the test set's chance accuracy (%), from the selected predictions
 
     @property
     def label(self) -> str:
         return self.paper.label
+
+    @property
+    def silent_values(self) -> list[float] | None:
+        """Each seed's silent-audio accuracy (%), or None unless every seed has one (a partial mean would mislead)."""
+        values = [s.avg for s in self.silent]
+        return [float(v) for v in values if v is not None] if values and None not in values else None
+
+    @property
+    def gains(self) -> list[float] | None:
+        """Listening gain per seed: the selected checkpoint's test accuracy with audio minus with silence."""
+        silent, real = self.silent_values, [c.test["avg"] for c in self.checkpoints]
+        if silent is None or None in real:
+            return None
+        return [float(r) - s for r, s in zip(real, silent, strict=True) if r is not None]
 
     @property
     def versions(self) -> list[str]:
@@ -151,6 +176,16 @@ class Table2:
     mixed_decoding: bool = False  # allowed with --allow-mixed-decoding
     check: CrossCheck = field(default_factory=CrossCheck)  # the runs checked against their run directories
     include_adhoc: bool = False
+    silent_differs: bool = False  # a silent control decoded unlike its real evaluation (--allow-mixed-decoding)
+
+    @property
+    def chance(self) -> dict[str, float | None]:
+        """The chance accuracy (%) of each benchmark version of the measured rows (None: no predictions read)."""
+        out: dict[str, float | None] = {}
+        for row in self.rows:
+            if out.get(row.version) is None:
+                out[row.version] = row.chance
+        return out
 
     @property
     def versions(self) -> list[str]:
@@ -299,11 +334,56 @@ def build_table2(
     mixed_decoding = len({d.key for ds in decodings.values() for d in ds}) > 1
     if mixed_decoding and not allow_mixed_decoding:
         raise MixedDecodingError(mixed_decoding_message(selection, decodings))
+    silent = {e: [read_silent(check, c) for c in selection.chosen[e]] for e in TABLE2_EXPERIMENTS}
+    differing = [(c, s) for e in TABLE2_EXPERIMENTS for c, s in zip(selection.chosen[e], silent[e], strict=True)
+                 if s.status == DIFFERS]  # fmt: skip
+    if differing and not allow_mixed_decoding:
+        raise MixedDecodingError(silent_mismatch_message(differing, profile, rule))
     cache: dict[Path, dict[str, bool] | str] = {}
     rows = [_measured_row(e, selection.chosen[e], cache, notes, decodings[e]) for e in TABLE2_EXPERIMENTS]
+    for row in rows:
+        row.silent = silent[row.experiment]
+        row.chance = next((v for v in (chance_level(c.predictions) for c in row.checkpoints) if v is not None), None)
+    notes += _silent_notes(rows, profile, rule)
     mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
     notes += check.notes()
-    return Table2(profile, rule, source, rows, mcnemar, notes, mixed, mixed_decoding, check, include_adhoc)
+    return Table2(profile, rule, source, rows, mcnemar, notes, mixed, mixed_decoding, check, include_adhoc,
+                  bool(differing))  # fmt: skip
+
+
+def _silent_notes(rows: list[MeasuredRow], profile: str, rule: str) -> list[str]:
+    """What each silent-audio cell rests on where it is not a plain measurement: missing (and the command that
+    makes it), not readable here, or decoded unlike its real evaluation (allowed)."""
+    notes = []
+    for row in rows:
+        for c, s in zip(row.checkpoints, row.silent, strict=True):
+            which = f"{row.label}, seed {c.seed} (run {c.run_id}, step {c.step})"
+            if s.status == MISSING:
+                notes.append(f"{which}: no silent-audio evaluation ({s.detail}); the silent audio and listening gain "
+                             f"cells say n/a. Run `{silent_command(profile, rule)}`.")  # fmt: skip
+            elif s.status == NOT_HERE:
+                notes.append(f"{which}: silent-audio evaluation not read ({s.detail}); the silent audio and listening "
+                             "gain cells say n/a.")  # fmt: skip
+            elif s.status == DIFFERS:
+                notes.append(f"{which}: **the silent-audio evaluation was decoded unlike the real one** "
+                             f"({'; '.join(s.differences)}); shown anyway (--allow-mixed-decoding).")  # fmt: skip
+    return notes
+
+
+def silent_mismatch_message(differing: list[tuple[SelectedCheckpoint, SilentEval]], profile: str, rule: str) -> str:
+    """Why Table 2 refuses a silent control decoded unlike the evaluation it controls, and the two ways on."""
+    lines = ["some silent-audio evaluations were not decoded like the real evaluations they control, so their "
+             "difference is not the audio's alone:"]  # fmt: skip
+    lines += [f"  - {PAPER_ROWS[c.experiment].label}, seed {c.seed} (run {c.run_id}, step {c.step}), "
+              f"{c.silent_metrics_path}: {'; '.join(s.differences)}" for c, s in differing]  # fmt: skip
+    lines += [
+        "Either:",
+        "  - delete those silent evaluations' directories and evaluate them again with each run's own settings:",
+        *(f"      rm -r {c.silent_dir}" for c, _ in differing),
+        f"      {silent_command(profile, rule)}",
+        "  - or pass --allow-mixed-decoding to write the table anyway, with each such cell named in the notes.",
+    ]
+    return "\n".join(lines)
 
 
 def _decoding_words(d: Decoding) -> str:
@@ -374,6 +454,33 @@ def _ci(row: MeasuredRow) -> str:
 def _value(row: MeasuredRow, task: str, pm: str = "±") -> str:
     std = row.std[task]
     return _num(row.mean[task]) + (f" {pm} {_num(std)}" if std is not None else "")
+
+
+def _spread(values: list[float] | None, pm: str = "±", *, signed: bool = False) -> str:
+    """Mean (± std over seeds when there are several) of per-seed values; "n/a" for None."""
+    if values is None:
+        return "n/a"
+    mean, std = mean_std(values)
+    return (_signed(mean) if signed else _num(mean)) + (f" {pm} {_num(std)}" if std is not None else "")
+
+
+def _silent_cell(row: MeasuredRow, pm: str = "±") -> str:
+    """Silent-audio accuracy of the selected checkpoints (mean ± std over seeds); flagged if decoded differently."""
+    text = _spread(row.silent_values, pm)
+    return text + (" (decoded differently)" if any(s.status == DIFFERS for s in row.silent) else "")
+
+
+def _gain_cell(row: MeasuredRow, pm: str = "±") -> str:
+    """Listening gain: with audio minus silent, per seed, then mean ± std over seeds."""
+    return _spread(row.gains, pm, signed=True)
+
+
+def _chance_words(table: Table2) -> str:
+    chance = table.chance
+    if len(chance) == 1:
+        (value,) = chance.values()
+        return f"{_num(value)}%" if value is not None else "n/a (no saved predictions readable here)"
+    return "; ".join(f"{v}: {_num(c)}%" for v, c in sorted(chance.items()))
 
 
 def _seeds(row: MeasuredRow) -> str:
@@ -463,6 +570,10 @@ def _top_warnings(table: Table2) -> list[str]:
         out.append("**Mixed decoding** (allowed with `--allow-mixed-decoding`): rows decoded in different precision "
                    "or with different generation settings are not comparable; each row's decoding is in the "
                    "provenance.")  # fmt: skip
+    if table.silent_differs:
+        out.append("**Silent-audio controls decoded unlike their real evaluations** (allowed with "
+                   "`--allow-mixed-decoding`): such cells are marked and named in the notes; their listening gain "
+                   "is not the audio's alone.")  # fmt: skip
     problems = table.check.problems
     if problems:
         out.append(f"**The W&B runs disagree with their run directories** ({len(problems)} problem"
@@ -494,6 +605,12 @@ def _comparability(table: Table2) -> str:
             "orientation only.")  # fmt: skip
 
 
+SILENT_WORDS = ("Silent audio: the same selected checkpoint evaluated with every clip replaced by silence (same "
+                "prompt, decoding and compute dtype; `python -m analysis.silent`). Listening gain: accuracy with "
+                "audio minus silent, per seed, then mean ± std over seeds. A score earned without listening has no "
+                "gain; n/a: not evaluated (see the notes).")  # fmt: skip
+
+
 def render_markdown(table: Table2) -> str:
     """The report as Markdown: the table, provenance of the measured rows, McNemar tests, and notes."""
     rows = _row_by_experiment(table)
@@ -511,20 +628,24 @@ def render_markdown(table: Table2) -> str:
         f"- {_comparability(table)}",
         f"- Decoding (each selected evaluation's metrics.json): {_decoding_summary(table)}; per row, with the "
         "truncation and missing-answer rates, in the provenance.",
+        f"- {SILENT_WORDS}",
+        f"- Chance level of the test set (the mean over its items of 1 / the number of choices): "
+        f"{_chance_words(table)}.",
         *(f"- {warning}" for warning in _top_warnings(table)),
         "",
-        "| Method | Source | Sound | Music | Speech | Average | Average, 95% CI |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "| Method | Source | Sound | Music | Speech | Average | Average, 95% CI | Silent audio | Listening gain |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for base in QUOTED_BASELINES:
         label = base.label + (f" ({base.note})" if base.note else "")
         cells = " | ".join(_num(base.value(t)) for t in TASK_COLUMNS)
-        out.append(f"| {label} | quoted from the paper, {base.benchmark_version} | {cells} | |")
+        out.append(f"| {label} | quoted from the paper, {base.benchmark_version} | {cells} | | | |")
     for row in table.rows:
         cells = " | ".join(
             f"{_value(row, t)} ({_num(row.paper.value(t))}, {_signed(row.diff(t))})" for t in TASK_COLUMNS
         )
-        out.append(f"| {row.label} | measured, {_source(row)} | {cells} | {_ci(row)} ({row.ci_method}) |")
+        out.append(f"| {row.label} | measured, {_source(row)} | {cells} | {_ci(row)} ({row.ci_method}) | "
+                   f"{_silent_cell(row)} | {_gain_cell(row)} |")  # fmt: skip
     out += [
         "",
         "## Measured rows: provenance",
@@ -601,8 +722,12 @@ def _tex(text: str) -> str:
 
 
 def _tex_signed(x: float | None) -> str:
-    s = _signed(x)
-    return s.replace("-", "$-$") if s.startswith("-") else s
+    return _tex_minus(_signed(x))
+
+
+def _tex_minus(text: str) -> str:
+    """A leading minus sign as a math minus (a bare "-" prints as a hyphen)."""
+    return "$-$" + text[1:] if text.startswith("-") else text
 
 
 def render_latex(table: Table2) -> str:
@@ -613,6 +738,12 @@ def render_latex(table: Table2) -> str:
                "Measured cells: ours (paper, ours $-$ paper); with several seeds mean $\\pm$ std. "
                f"Quoted rows: leaderboard numbers quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION}).")  # fmt: skip
     caption += f" Decoding: {_tex(_decoding_summary(table))}."
+    caption += (" Silent: the selected checkpoint with every clip replaced by silence (same prompt and decoding); "
+                "Gain: with audio $-$ silent, per seed, then mean $\\pm$ std; n/a: not evaluated. Chance level of the "
+                f"test set (mean of 1/number of choices): {_tex(_chance_words(table))}.")  # fmt: skip
+    if table.silent_differs:
+        caption += (" Some silent controls were decoded unlike their real evaluations "
+                    "(\\texttt{-{}-allow-mixed-decoding}; see the notes of the Markdown report).")  # fmt: skip
     if table.mixed_decoding:
         caption += (" Rows decoded differently (\\texttt{-{}-allow-mixed-decoding}; see the provenance of the Markdown "
                     "report).")  # fmt: skip
@@ -628,23 +759,24 @@ def render_latex(table: Table2) -> str:
         "\\small",
         f"\\caption{{{caption}}}",
         "\\label{tab:table2}",
-        "\\begin{tabular}{llrrrrl}",
+        "\\begin{tabular}{llrrrrlrr}",
         "\\toprule",
-        "Method & Source & Sound & Music & Speech & Average & Average, 95\\% CI \\\\",
+        "Method & Source & Sound & Music & Speech & Average & Average, 95\\% CI & Silent & Gain \\\\",
         "\\midrule",
-        f"\\multicolumn{{7}}{{l}}{{\\textit{{Quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION})}}}} \\\\",
+        f"\\multicolumn{{9}}{{l}}{{\\textit{{Quoted from the paper (MMAU {PAPER_BENCHMARK_VERSION})}}}} \\\\",
     ]
     for base in QUOTED_BASELINES:
         cells = " & ".join(_num(base.value(t)) for t in TASK_COLUMNS)
-        out.append(f"{_tex(base.label)} & quoted & {cells} & \\\\")
-    out += ["\\midrule", f"\\multicolumn{{7}}{{l}}{{\\textit{{Measured (profile {_tex(table.profile)})}}}} \\\\"]
+        out.append(f"{_tex(base.label)} & quoted & {cells} & & & \\\\")
+    out += ["\\midrule", f"\\multicolumn{{9}}{{l}}{{\\textit{{Measured (profile {_tex(table.profile)})}}}} \\\\"]
     for row in table.rows:
         cells = " & ".join(
             f"{_value(row, t, _TEX_PM)} {{\\scriptsize ({_num(row.paper.value(t))}, {_tex_signed(row.diff(t))})}}"
             for t in TASK_COLUMNS
         )
         out.append(f"{_tex(row.label)} & {_tex(_source(row))} & {cells} & {_ci(row)} {{\\scriptsize "
-                   f"({_tex(row.ci_method)})}} \\\\")  # fmt: skip
+                   f"({_tex(row.ci_method)})}} & {_silent_cell(row, _TEX_PM)} & "
+                   f"{_tex_minus(_gain_cell(row, _TEX_PM))} \\\\")  # fmt: skip
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     out += [
         "\\begin{table}[t]",
@@ -675,17 +807,23 @@ CSV_COLUMNS: tuple[str, ...] = (
     *TASK_COLUMNS, *(f"{t}_std" for t in TASK_COLUMNS), "avg_ci95_low", "avg_ci95_high", "ci_method", "n_items",
     *(f"paper_{t}" for t in TASK_COLUMNS), *(f"diff_{t}" for t in TASK_COLUMNS), "paper_benchmark_version",
     "adhoc", "run_dir_checked", "compute_dtype", "decoding_source", "truncation_rate", "missing_answer_rate",
-    "truncation_rate_per_seed", "missing_answer_rate_per_seed",
+    "truncation_rate_per_seed", "missing_answer_rate_per_seed", "silent_avg", "silent_avg_std", "listening_gain",
+    "listening_gain_std", "silent_avg_per_seed", "silent_status", "chance",
 )  # fmt: skip
 
 
 def render_csv(table: Table2) -> str:
     """One line per measured row; seeds, run ids, steps, ad hoc flags (yes/no), run dir checks, compute dtypes,
-    decoding sources and the per-seed rates are ";"-separated in the same (seed) order; the rates without "per seed"
-    are the means over seeds (empty: not recorded)."""
+    decoding sources, the per-seed rates, silent accuracies and silent statuses (ok, missing, not here, differs) are
+    ";"-separated in the same (seed) order; the rates without "per seed" are the means over seeds (empty: not
+    recorded); silent and gain are empty unless every seed has a silent evaluation."""
 
     def num(x: float | None) -> str:
         return "" if x is None else _num(x)
+
+    def spread(values: list[float] | None, signed: bool = False) -> list[str]:
+        mean, std = mean_std(values) if values is not None else (None, None)
+        return [("" if mean is None else _signed(mean)) if signed else num(mean), num(std)]
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -706,6 +844,8 @@ def render_csv(table: Table2) -> str:
             num(_mean_rate(row, "truncation_rate")), num(_mean_rate(row, "missing_answer_rate")),
             ";".join(num(v) for v in _rates(row, "truncation_rate")),
             ";".join(num(v) for v in _rates(row, "missing_answer_rate")),
+            *spread(row.silent_values), *spread(row.gains, signed=True), ";".join(num(s.avg) for s in row.silent),
+            ";".join(s.status for s in row.silent), num(row.chance),
         ])  # fmt: skip
     return buffer.getvalue()
 
@@ -733,21 +873,23 @@ def default_out_dir(profile: str) -> Path:
     return REPORTS_DIR / profile
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared with analysis.figures: where the runs are (``--wandb-dir`` / ``--wandb``), which
-    (``--profile``, ``--include-adhoc``), the run directory check (``--allow-gaps``) and ``--out``."""
+def add_source_arguments(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
+    """The options shared with analysis.figures and analysis.silent: where the runs are (``--wandb-dir`` /
+    ``--wandb``), which (``--profile``, ``--include-adhoc``) and, for a report (``report``), the run directory check
+    (``--allow-gaps``) and ``--out``."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--wandb-dir", default=None,
                         help="folder of offline W&B runs (default: $WANDB_DIR, else <outputs>/wandb)")  # fmt: skip
     source.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="read the runs from the W&B service")
     parser.add_argument("--profile", default="toy", help="the profile whose runs to use (default toy)")
-    parser.add_argument("--out", default=None, help="output folder (default reports/<profile>)")
     parser.add_argument("--include-adhoc", action="store_true",
                         help="let ad hoc runs (--set overrides, non-canonical settings) be selected too; the report "
                         "marks them")  # fmt: skip
-    parser.add_argument("--allow-gaps", action="store_true",
-                        help="write the report even when the W&B runs disagree with their run directories on this "
-                        "machine (the problems are listed)")  # fmt: skip
+    if report:
+        parser.add_argument("--out", default=None, help="output folder (default reports/<profile>)")
+        parser.add_argument("--allow-gaps", action="store_true",
+                            help="write the report even when the W&B runs disagree with their run directories on "
+                            "this machine (the problems are listed)")  # fmt: skip
 
 
 def out_dir(args: argparse.Namespace) -> Path:

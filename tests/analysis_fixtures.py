@@ -6,6 +6,8 @@ trainers/checkpoint_eval.py, experiments/training.py): group = experiment, name 
 (``train/...``), one evaluation row per checkpoint (``eval/test/...``, ``eval/val/...``; step 0 = the base model,
 then every save, then the final model again at the last step), and under ``config.output_dir`` the saved predictions
 (``checkpoint-<step>/eval/{test,val}/predictions.json``, ``final/``, ``predictions.json``, ``metrics.json``), the
+silent-audio controls where analysis.silent writes them (``checkpoint-<step>/eval/test-silent/``,
+``final/test-silent/``, ``silent/test/``; see :attr:`RunSpec.silent`), the
 run directory's own record of the evaluations (``checkpoint_evals.jsonl``, one line per evaluation as
 trainers/checkpoint_eval.py and experiments/runner.py append them, written before the row is logged),
 ``wandb_run_id`` and, for runs that completed, ``run_complete.json``.
@@ -22,7 +24,9 @@ What is in it (profile "toy", benchmark ``toy-1a2b3c4d``, 20 test items, 10 opti
 - direct s0 (and an earlier direct s0 run that the later one supersedes);
 - sft-full s0 (and a later *failed* sft-full s0 run); sft-lora s0 (whose last checkpoint was not saved: its final
   model exists only as ``predictions.json``); grpo-p2 s0 and s1; grpo-p3 s0;
-- a later ad hoc grpo-p2 s0 run with excellent numbers, which every report must ignore.
+- a later ad hoc grpo-p2 s0 run with excellent numbers, which every report must ignore;
+- silent-audio controls at every step of the selected runs but grpo-p3's (the reports' n/a case); the test items
+  mix 2 and 4 choices, so the chance level is 30%.
 
 Use: ``fixture = analysis_fixture(tmp_path_factory)`` (written once per test process), or
 ``write_analysis_fixture(path)`` for a fresh copy; ``write_runs(root, specs)`` writes other runs (e.g. a
@@ -56,14 +60,16 @@ WORDS = ["dog", "cat", "bird", "cow", "piano", "violin", "drum", "flute", "man",
 
 
 def items() -> list[dict[str, Any]]:
-    """20 MMAU-format test items (7 sound, 7 music, 6 speech), 4 choices each."""
+    """20 MMAU-format test items (7 sound, 7 music, 6 speech): every fifth has 2 choices, the others 4, so the
+    chance level (the mean of 1 / number of choices) is (4 * 1/2 + 16 * 1/4) / 20 = 30%."""
     out = []
     for i, task in enumerate(TASK_OF):
         base = 4 * (i % 3)
-        choices = WORDS[base : base + 4]
+        choices = WORDS[base : base + (2 if i % 5 == 0 else 4)]
         out.append({
             "id": f"q{i:02d}", "audio_id": f"./test-mini-audios/q{i:02d}.wav", "question": f"Which one is heard ({i})?",
-            "choices": choices, "answer": choices[i % 4], "dataset": "fixture", "task": task, "split": "test-mini",
+            "choices": choices, "answer": choices[i % len(choices)], "dataset": "fixture", "task": task,
+            "split": "test-mini",
             "category": "fixture", "sub-category": f"{task}-kind", "difficulty": ["easy", "medium", "hard"][i % 3],
         })  # fmt: skip
     return out
@@ -92,6 +98,10 @@ class RunSpec:
     failed: bool = False
     out_name: str = ""  # run directory name (default seed<N>)
     lost_in_wandb: tuple[int, ...] = ()  # evaluations of these steps are on disk but never logged to W&B (a kill)
+    # Silent-audio controls written (as analysis.silent writes them): (step, test items right with silent audio).
+    silent: tuple[tuple[int, int], ...] = ()
+    profile: str = PROFILE
+    base_model: str = "outputs/cache/toy-instruct-fixture"  # the W&B config's base_model
 
     @property
     def table2_row(self) -> str:
@@ -113,16 +123,22 @@ def _trained(step_k_val: list[tuple[int, int, float]], final_checkpoint: bool = 
 # In writing order (which is also "latest" order). Expected checkpoints (best-val / final / best-test):
 #   sft-full s0: 4 (val tie 55 at 4 and 8 -> earliest) / 10 / 8;  sft-lora s0: 10 / 10 / 8 (final not saved)
 #   grpo-p2 s0: 4 / 10 / 10;  grpo-p2 s1: 8 / 10 / 8;  grpo-p3 s0: 8 / 10 / 8;  direct: 0 always.
+# Silent audio at the best-val checkpoints (of 20): direct 7 (gain 40 - 35 = +5), sft-full 6 (50 - 30 = +20), sft-lora
+# 9 (60 - 45 = +15, in final/test-silent), grpo-p2 9 and 12 (65 - 45, 85 - 60: +22.50 ± 3.54); grpo-p3 has none.
 RUNS: tuple[RunSpec, ...] = (
     RunSpec("dir0old", "direct", "direct", "p2", 0, (Eval(0, 7),), out_name="seed0-old"),
-    RunSpec("dir0", "direct", "direct", "p2", 0, (Eval(0, 8),)),
-    RunSpec("sftf0", "sft-full", "sft", "p1", 0, _trained([(0, 8, 40.0), (4, 10, 55.0), (8, 12, 55.0), (10, 11, 50.0)])),
+    RunSpec("dir0", "direct", "direct", "p2", 0, (Eval(0, 8),), silent=((0, 7),)),
+    RunSpec("sftf0", "sft-full", "sft", "p1", 0, _trained([(0, 8, 40.0), (4, 10, 55.0), (8, 12, 55.0), (10, 11, 50.0)]),
+            silent=((0, 7), (4, 6), (8, 7), (10, 7))),
     RunSpec("sftl0", "sft-lora", "sft", "p1", 0,
-            _trained([(0, 8, 40.0), (4, 11, 50.0), (8, 13, 60.0), (10, 12, 65.0)], final_checkpoint=False), lora=True),
+            _trained([(0, 8, 40.0), (4, 11, 50.0), (8, 13, 60.0), (10, 12, 65.0)], final_checkpoint=False), lora=True,
+            silent=((0, 7), (4, 7), (8, 8), (10, 9))),
     RunSpec("grpo2s0", "grpo-p2", "grpo", "p2", 0,
-            _trained([(0, 8, 40.0), (4, 13, 70.0), (8, 15, 65.0), (10, 16, 60.0)])),
+            _trained([(0, 8, 40.0), (4, 13, 70.0), (8, 15, 65.0), (10, 16, 60.0)]),
+            silent=((0, 7), (4, 9), (8, 10), (10, 10))),
     RunSpec("grpo2s1", "grpo-p2", "grpo", "p2", 1,
-            _trained([(0, 8, 40.0), (4, 12, 60.0), (8, 17, 75.0), (10, 14, 70.0)])),
+            _trained([(0, 8, 40.0), (4, 12, 60.0), (8, 17, 75.0), (10, 14, 70.0)]),
+            silent=((0, 7), (4, 8), (8, 12), (10, 11))),
     RunSpec("grpo3s0", "grpo-p3", "grpo", "p3", 0,
             _trained([(0, 8, 40.0), (4, 12, 60.0), (8, 14, 65.0), (10, 13, 55.0)])),
     RunSpec("sftf0x", "sft-full", "sft", "p1", 0, _trained([(0, 8, 40.0), (4, 15, 70.0)]), failed=True,
@@ -143,14 +159,15 @@ IGNORED_RUNS = ("dir0old", "sftf0x", "grpo2s0adhoc")
 
 
 def predictions(spec: RunSpec, ev: Eval, split: str = "test") -> list[dict[str, Any]]:
-    """Prediction records of one evaluation: ``k`` items right, chosen by a generator seeded with (run, step).
+    """Prediction records of one evaluation: ``k`` items right, chosen by a generator seeded with (run, step, split);
+    ``split`` "silent" is the test set with silent audio (``ev.k_test`` right).
 
     The same (run, step) always gives the same answers, so checkpoint-10 and the final model agree. Of the wrong
     items, the first ``(step // 4 + seed) % 3`` were cut at the token limit (``hit_limit``, no answer tag: scored
     on the raw text, as the evaluator does) and, for Prompt <3> runs, the next one answered without the tag.
     """
     records = items()
-    k = ev.k_test if split == "test" else round((ev.val or 0.0) * len(records) / 100)
+    k = ev.k_test if split in ("test", "silent") else round((ev.val or 0.0) * len(records) / 100)
     rng = random.Random(f"{spec.run_id}/{ev.step}/{split}")
     right = set(rng.sample(range(len(records)), k))
     wrong_items = [i for i in range(len(records)) if i not in right]
@@ -176,7 +193,7 @@ def _pct(flags: list[bool]) -> float:
     return round(100.0 * sum(flags) / len(flags), 2)
 
 
-def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+def _metrics(records: list[dict[str, Any]], audio_mode: str = "real") -> dict[str, Any]:
     from data.scoring import mmau_correct
 
     rows = [
@@ -187,6 +204,7 @@ def _metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     metrics = compute_metrics(rows)
     metrics["format_rate"] = _pct(["<answer>" in r["raw_output"] for r in records])
     metrics["benchmark"] = {"version": VERSION, "n_items": len(records)}
+    metrics["audio_mode"] = audio_mode
     # As data/evaluate.py records them (float32 compute on CPU, neutral greedy decoding).
     metrics["dtype"] = {"compute": "float32", "weights": "float32"}
     effective = {"do_sample": False, "num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS}
@@ -233,8 +251,8 @@ def _config(spec: RunSpec, out: Path) -> dict[str, Any]:
         "table2_row": spec.table2_row,
     }  # fmt: skip
     config = {
-        "experiment": experiment, "profile": PROFILE, "profile_model": "toy-instruct", "seed": spec.seed,
-        "adhoc": spec.adhoc, "output_dir": str(out), "base_model": "outputs/cache/toy-instruct-fixture",
+        "experiment": experiment, "profile": spec.profile, "profile_model": "toy-instruct", "seed": spec.seed,
+        "adhoc": spec.adhoc, "output_dir": str(out), "base_model": spec.base_model,
     }  # fmt: skip
     if trained:  # a few of the many Hugging Face TrainingArguments keys the WandbCallback adds
         config.update({"learning_rate": 1e-3, "max_steps": MAX_STEPS, "save_steps": 4, "lr_scheduler_type": "linear"})
@@ -259,6 +277,18 @@ def _train_row(spec: RunSpec, step: int, rng: random.Random) -> dict[str, Any]:
     return row
 
 
+def _write_silent(spec: RunSpec, out: Path, step: int, k: int, *, checkpoint: bool) -> None:
+    """A silent-audio control where analysis.silent writes it: ``silent/test/`` for direct, else beside the step's
+    test evaluation (``checkpoint-<step>/eval/test-silent/``, or ``final/test-silent/`` without a checkpoint)."""
+    if spec.method == "direct":
+        where = out / "silent" / "test"
+    else:
+        where = (out / f"checkpoint-{step}" / "eval" if checkpoint else out / "final") / "test-silent"
+    records = predictions(spec, Eval(step, k), "silent")
+    write_json_atomic(where / "predictions.json", records)
+    write_json_atomic(where / "metrics.json", _metrics(records, audio_mode="silent"))
+
+
 @dataclass
 class AnalysisFixture:
     root: Path
@@ -270,15 +300,18 @@ class AnalysisFixture:
 def _write_run(spec: RunSpec, root: Path, runs_dir: Path) -> Path:
     import wandb
 
-    out = runs_dir / PROFILE / spec.experiment / (spec.out_name or f"seed{spec.seed}")
+    out = runs_dir / spec.profile / spec.experiment / (spec.out_name or f"seed{spec.seed}")
     out.mkdir(parents=True, exist_ok=True)
-    tags = [spec.method, PROFILE, spec.prompt] + (["lora"] if spec.lora else []) + (["adhoc"] if spec.adhoc else [])
+    tags = (
+        [spec.method, spec.profile, spec.prompt] + (["lora"] if spec.lora else []) + (["adhoc"] if spec.adhoc else [])
+    )
     settings = wandb.Settings(
         x_disable_stats=True, x_disable_meta=True, console="off", save_code=False, disable_git=True,
         disable_job_creation=True, silent=True,
     )  # fmt: skip
     run = wandb.init(
-        project="r1-aqa-fixture", group=spec.experiment, name=f"{spec.experiment}-{PROFILE}-s{spec.seed}", tags=tags,
+        project="r1-aqa-fixture", group=spec.experiment, name=f"{spec.experiment}-{spec.profile}-s{spec.seed}",
+        tags=tags,
         config=_config(spec, out), dir=str(root), mode="offline", id=spec.run_id, resume="allow", settings=settings,
     )  # fmt: skip
     run.define_metric("train/global_step")
@@ -311,6 +344,8 @@ def _write_run(spec: RunSpec, root: Path, runs_dir: Path) -> Path:
                 log_eval(_eval_row(spec, ev, out, out / "final"), out / "final")
                 for name in ("predictions.json", "metrics.json"):
                     (out / name).write_bytes((out / "final" / "test" / name).read_bytes())
+        for step, k in spec.silent:
+            _write_silent(spec, out, step, k, checkpoint=step in evals)
         run.summary["final/step"] = spec.evals[-1].step
         run.summary["benchmark_version"] = VERSION
         exit_code = 0 if not spec.failed else 1

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from analysis.figures import FIGURES, ema, ema_time_constant, main, write_figure
+from analysis.figures import FIGURES, STYLES, draw, ema, ema_time_constant, main, write_figure
 from analysis.runs import RunTables
 from analysis.select import MissingRunsError
 from tests.analysis_fixtures import AnalysisFixture
@@ -63,3 +64,52 @@ def test_ema() -> None:
     out = ema([math.nan, 2.0, math.nan, 4.0], 2.0)
     assert math.isnan(out[0]) and out[1:3] == [2.0, 2.0] and out[3] == pytest.approx((0.25 * 2 + 0.5 * 4) / 0.75)
     assert ema_time_constant(10) == 2.0 and ema_time_constant(500) == 10.0
+
+
+def _levels(fig: Any, panel: int) -> dict[str, float]:
+    """The horizontal reference lines of one panel: gid -> y (chance, silent:<experiment>)."""
+    return {line.get_gid(): float(line.get_ydata()[0]) for line in fig.axes[panel].get_lines() if line.get_gid()}
+
+
+def _legend_texts(fig: Any) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_accuracy_panels_draw_chance_and_silent_levels(tables: RunTables) -> None:
+    """Fig. 3(d) and 4(b): chance (30%: the fixture mixes 2- and 4-choice items) and the silent-audio accuracy of the
+    selected checkpoints (mean over seeds); grpo-p3 has no silent evaluation: no line, a note naming the command."""
+    fig3 = draw(tables, FIGURES["fig3"], "toy")
+    assert _levels(fig3, 3) == {"chance": pytest.approx(30.0), "silent:grpo-p2": pytest.approx((45.0 + 60.0) / 2)}
+    assert all(not _levels(fig3, panel) for panel in (0, 1, 2))  # the training panels have no levels
+    lines = {line.get_gid(): line for line in fig3.axes[3].get_lines() if line.get_gid()}
+    assert lines["chance"].get_linestyle() == lines["silent:grpo-p2"].get_linestyle() == "--"  # both dashed
+    assert lines["silent:grpo-p2"].get_color() == STYLES["grpo-p2"]["color"]
+    texts = [t.get_text() for t in fig3.axes[3].texts]
+    assert "chance 30.0" in texts and "silent 52.5" in texts
+    legend = _legend_texts(fig3)
+    assert "chance level (mean 1/choices): 30.0%" in legend
+    assert "silent audio at the selected checkpoint" in legend
+    assert "silent audio, GRPO + Prompt <3>: not measured" in legend
+    assert "(measure it: python -m analysis.silent --profile toy)" in legend
+
+    fig4 = draw(tables, FIGURES["fig4"], "toy")
+    assert _levels(fig4, 1) == {"chance": 30.0, "silent:sft-full": 30.0, "silent:sft-lora": 45.0}
+    assert not any("not measured" in t for t in _legend_texts(fig4))
+    # The levels follow the selection rule: best-test picks step 8 of both SFT runs (7 and 8 of 20 with silence).
+    assert _levels(draw(tables, FIGURES["fig4"], "toy", rule="best-test"), 1) == {
+        "chance": 30.0, "silent:sft-full": 35.0, "silent:sft-lora": 40.0,
+    }  # fmt: skip
+
+
+def test_levels_omitted_when_not_readable(tables: RunTables, tmp_path: Path) -> None:
+    """Run directories elsewhere: no prediction or silent file to read, so no line, and the legend says so."""
+    from tests.analysis_fixtures import moved
+
+    elsewhere = tables
+    for run_id in tables.runs["run_id"]:
+        elsewhere = moved(elsewhere, run_id, tmp_path / "elsewhere" / run_id)
+    fig = draw(elsewhere, FIGURES["fig4"], "toy")
+    assert _levels(fig, 1) == {}
+    legend = _legend_texts(fig)
+    assert "chance level: n/a (no saved predictions here)" in legend
+    assert "silent audio, Full SFT + Prompt <1>: not measured" in legend

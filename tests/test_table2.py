@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,15 @@ from analysis.paper_numbers import PAPER_ROWS, QUOTED_BASELINES, TABLE2_EXPERIME
 from analysis.runs import RunTables, read_offline_runs
 from analysis.select import MissingRunsError, eval_rows, select_checkpoints, select_step
 from analysis.stats import mcnemar_exact, mean_std, paired_counts, t_interval, t_quantile, wilson_interval
-from analysis.table2 import MixedDecodingError, MixedVersionsError, build_table2, main, render_csv, render_markdown
+from analysis.table2 import (
+    MixedDecodingError,
+    MixedVersionsError,
+    build_table2,
+    main,
+    render_csv,
+    render_latex,
+    render_markdown,
+)
 from data.scoring import mmau_correct
 from tests.analysis_fixtures import EXPECTED_STEPS, IGNORED_RUNS, AnalysisFixture, copy_run_dir, moved
 
@@ -434,3 +443,127 @@ def test_every_row_unknown_is_written_and_says_so(tables: RunTables, tmp_path: P
     assert "| unknown (run dir not on this machine) | unknown | n/a (s0: n/a, s1: n/a) | n/a (s0: n/a, s1: n/a) |" in (
         _provenance(md, "GRPO + Prompt <2>")
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Listening: the silent-audio control of each selected checkpoint, the listening gain and the chance level
+
+
+def _silent_avg(fx: AnalysisFixture, run_id: str, where: str) -> float:
+    path = fx.run_dirs[run_id] / where / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8"))["accuracy"]["avg"]
+
+
+def _main_row(md: str, label: str) -> str:
+    (row,) = [line for line in md.split("## Measured rows")[0].splitlines() if line.startswith(f"| {label} |")]
+    return row
+
+
+def test_silent_columns_and_listening_gain(fx: AnalysisFixture, tables: RunTables) -> None:
+    """Silent accuracy and gain (with audio minus silent, per seed) recomputed from the metrics files on disk."""
+    table = build_table2(tables, "toy")
+    md, rows = render_markdown(table), {r["experiment"]: r for r in csv.DictReader(io.StringIO(render_csv(table)))}
+    assert "| Average, 95% CI | Silent audio | Listening gain |" in md
+    # The selected (best-val) evaluations and their silent controls, beside them in each run directory.
+    expected = {
+        "direct": [("dir0", "metrics.json", "silent/test")],
+        "sft-full": [("sftf0", "checkpoint-4/eval/test/metrics.json", "checkpoint-4/eval/test-silent")],
+        "sft-lora": [("sftl0", "metrics.json", "final/test-silent")],  # the final model, evaluated in final/
+        "grpo-p2": [("grpo2s0", "checkpoint-4/eval/test/metrics.json", "checkpoint-4/eval/test-silent"),
+                    ("grpo2s1", "checkpoint-8/eval/test/metrics.json", "checkpoint-8/eval/test-silent")],
+    }  # fmt: skip
+    for experiment, runs in expected.items():
+        real = [json.loads((fx.run_dirs[r] / m).read_text(encoding="utf-8"))["accuracy"]["avg"] for r, m, _ in runs]
+        silent = [_silent_avg(fx, r, where) for r, _, where in runs]
+        gains = [a - b for a, b in zip(real, silent, strict=True)]
+        row = rows[experiment]
+        assert row["silent_avg_per_seed"] == ";".join(f"{v:.2f}" for v in silent)
+        assert float(row["silent_avg"]) == pytest.approx(mean_std(silent)[0], abs=0.005)
+        assert float(row["listening_gain"]) == pytest.approx(mean_std(gains)[0], abs=0.005)
+        assert row["listening_gain"].startswith("+") and row["silent_status"] == ";".join(["ok"] * len(runs))
+        if len(runs) > 1:
+            assert float(row["listening_gain_std"]) == pytest.approx(mean_std(gains)[1], abs=0.005)
+    # The fixture's numbers, by hand: grpo-p2 65 - 45 and 85 - 60; sft-lora 60 - 45; direct 40 - 35.
+    assert _main_row(md, "GRPO + Prompt <2>").endswith("| 52.50 ± 10.61 | +22.50 ± 3.54 |")
+    assert _main_row(md, "LoRA SFT + Prompt <1>").endswith("| 45.00 | +15.00 |")
+    assert _main_row(md, "Qwen2-Audio-7B-Instruct, direct inference").endswith("| 35.00 | +5.00 |")
+    assert _main_row(md, "Human").endswith("| 82.23 | | | |")  # quoted rows: nothing measured
+    tex = render_latex(table)
+    assert "& Silent & Gain \\\\" in tex and "& 52.50 $\\pm$ 10.61 & +22.50 $\\pm$ 3.54 \\\\" in tex
+
+
+def test_missing_silent_evaluation_is_na_with_the_command(
+    fx: AnalysisFixture, tables: RunTables, tmp_path: Path
+) -> None:
+    """grpo-p3 has no silent evaluation; then one seed of grpo-p2 loses its own: n/a, never a 0 or a partial mean."""
+    table = build_table2(tables, "toy")
+    md = render_markdown(table)
+    assert _main_row(md, "GRPO + Prompt <3>").endswith("| n/a | n/a |")
+    assert ("- GRPO + Prompt <3>, seed 0 (run grpo3s0, step 8): no silent-audio evaluation (checkpoint-8/eval/"
+            "test-silent/metrics.json not found); the silent audio and listening gain cells say n/a. Run "
+            "`python -m analysis.silent --profile toy`.") in md  # fmt: skip
+    row = {r["experiment"]: r for r in csv.DictReader(io.StringIO(render_csv(table)))}["grpo-p3"]
+    assert (row["silent_avg"], row["listening_gain"], row["silent_status"]) == ("", "", "missing")
+    assert "& n/a & n/a \\\\" in render_latex(table)
+    # The command names a rule other than the default.
+    assert "`python -m analysis.silent --profile toy --select best-test`" in render_markdown(
+        build_table2(tables, "toy", "best-test")
+    )
+    run_dir = copy_run_dir(fx, "grpo2s1", tmp_path)
+    shutil.rmtree(run_dir / "checkpoint-8" / "eval" / "test-silent")
+    md = render_markdown(build_table2(moved(tables, "grpo2s1", run_dir), "toy"))
+    assert _main_row(md, "GRPO + Prompt <2>").endswith("| n/a | n/a |")
+    assert "GRPO + Prompt <2>, seed 1 (run grpo2s1, step 8): no silent-audio evaluation" in md
+
+
+def test_chance_level_of_the_test_set(fx: AnalysisFixture, tables: RunTables) -> None:
+    """Mean over the items of 1 / number of choices (the fixture mixes 2- and 4-choice items), in every format."""
+    records = json.loads((fx.run_dirs["dir0"] / "predictions.json").read_text(encoding="utf-8"))
+    chance = 100 * sum(1 / len(r["choices"]) for r in records) / len(records)
+    assert {len(r["choices"]) for r in records} == {2, 4} and chance == pytest.approx(30.0)
+    table = build_table2(tables, "toy")
+    assert table.chance == {"toy-1a2b3c4d": pytest.approx(chance)}
+    assert "- Chance level of the test set (the mean over its items of 1 / the number of choices): 30.00%." in (
+        render_markdown(table)
+    )
+    assert "Chance level of the test set (mean of 1/number of choices): 30.00\\%." in render_latex(table)
+    assert {r["chance"] for r in csv.DictReader(io.StringIO(render_csv(table)))} == {"30.00"}
+
+
+@pytest.mark.parametrize(
+    ("change", "difference"),
+    [
+        (lambda m: m.update(dtype={"compute": "bfloat16", "weights": "float32"}),
+         "dtype.compute: real 'float32', silent 'bfloat16'"),
+        (lambda m: m["decoding"].update(source="checkpoint"), "decoding.source: real 'neutral', silent 'checkpoint'"),
+        (lambda m: m["decoding"].update(max_new_tokens=8), "decoding.max_new_tokens: real 32, silent 8"),
+        (lambda m: m.update(audio_mode="real"), "audio_mode: 'real' where 'silent' was expected"),
+    ],
+    ids=["dtype", "source", "tokens", "not-silent"],
+)  # fmt: skip
+def test_silent_decoded_unlike_its_real_evaluation_refused_unless_allowed(
+    fx: AnalysisFixture, tables: RunTables, tmp_path: Path, change: Callable[[dict[str, Any]], None], difference: str
+) -> None:
+    mixed = _with_metrics(fx, tables, tmp_path, "sftf0", "checkpoint-4/eval/test-silent/metrics.json", change)
+    with pytest.raises(MixedDecodingError) as info:
+        build_table2(mixed, "toy")
+    message = str(info.value)
+    assert "some silent-audio evaluations were not decoded like the real evaluations they control" in message
+    assert f"  - Full SFT + Prompt <1>, seed 0 (run sftf0, step 4), {tmp_path}/copy-sftf0/checkpoint-4/eval/" \
+           f"test-silent/metrics.json: {difference}" in message  # fmt: skip
+    assert f"rm -r {tmp_path}/copy-sftf0/checkpoint-4/eval/test-silent" in message
+    assert "python -m analysis.silent --profile toy" in message and "--allow-mixed-decoding" in message
+    md = render_markdown(build_table2(mixed, "toy", allow_mixed_decoding=True))
+    assert _main_row(md, "Full SFT + Prompt <1>").endswith("| 30.00 (decoded differently) | +20.00 |")
+    assert "**Silent-audio controls decoded unlike their real evaluations**" in md.split("| Method |")[0]
+    assert f"**the silent-audio evaluation was decoded unlike the real one** ({difference})" in md
+
+
+def test_silent_not_read_from_run_dirs_elsewhere(tables: RunTables, tmp_path: Path) -> None:
+    elsewhere = tables
+    for run_id in tables.runs["run_id"]:
+        elsewhere = moved(elsewhere, run_id, tmp_path / "elsewhere" / run_id)
+    md = render_markdown(build_table2(elsewhere, "toy"))
+    assert _main_row(md, "GRPO + Prompt <2>").endswith("| n/a | n/a |")
+    assert "(run dir0, step 0): silent-audio evaluation not read (run dir not on this machine)" in md
+    assert "Chance level of the test set (the mean over its items of 1 / the number of choices): n/a" in md

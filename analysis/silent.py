@@ -1,0 +1,460 @@
+"""The listening control of every Table 2 row: its selected checkpoint evaluated with every clip replaced by silence.
+
+    python -m analysis.silent [--wandb-dir outputs/wandb | --wandb ENTITY/PROJECT] [--profile toy]
+                              [--select best-val|final|best-test] [--include-adhoc]
+
+A score that stays the same without the audio was earned from the text alone (a prior over the answers), not by
+listening. For each run and checkpoint that Table 2 uses (the same runs and selection rule, through
+:func:`analysis.select.select_checkpoints`: pass the ``--select`` and ``--include-adhoc`` the table gets), this
+evaluates the selected model on the profile's test set with ``audio_mode="silent"`` (each clip replaced by silence
+of the same length; ``data/evaluate.py``), decoding exactly as the run's own evaluations did: the prompt, evaluation
+settings and compute dtype of the run's stored ``experiment.json`` (:func:`experiments.runner.decoding_config`,
+:func:`experiments.runner.run_dtype`), the weights loaded in the dtype the run held them in. It writes into the run
+directory, beside the selected evaluation (:attr:`analysis.select.SelectedCheckpoint.silent_dir`):
+
+- ``checkpoint-<step>/eval/test-silent/`` for a checkpoint (step 0 is the base model, evaluated before training);
+- ``final/test-silent/`` for a final model evaluated in ``final/`` (its weights: ``final_adapters/`` or ``merged/``);
+- ``silent/test/`` for ``direct`` (the profile's base model, as the run's W&B config ``base_model`` names it).
+
+Each evaluation shows a progress bar, then one summary line; one already complete (its ``metrics.json`` is there) is
+skipped, and one cut short resumes where it stopped (the evaluator's own resumption). A LoRA checkpoint loads its
+base model and merges the adapters (:func:`data.models.load_model_and_processor`); a checkpoint saved without its
+processor takes the base model's (training never changes it).
+
+Runs whose run directory is not on this machine (read from the W&B service, made elsewhere) are listed and skipped.
+Everything else that stops an evaluation (no ``experiment.json``, a run directory written by another run, missing
+weights, a test set on this machine other than the one the run was evaluated on) is reported for every run before
+any model is loaded, each naming the run directory and the fix; then the command exits with status 1 and evaluates
+nothing. Exit status 2: no Table 2 run of the profile at all.
+
+The reports read these evaluations back with :func:`read_silent` (Table 2's "silent audio" and "listening gain"
+columns, the silent levels of Fig. 3(d) and 4(b)), which also checks that a silent evaluation was decoded like the
+real one it controls (:func:`differences`), and :func:`chance_level` gives the test set's chance accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.crosscheck import OTHER_RUN, CrossCheck, check_runs
+from analysis.paper_numbers import PAPER_ROWS, TABLE2_EXPERIMENTS
+from analysis.runs import RunTables
+from analysis.select import (
+    DEFAULT_RULE,
+    SELECTION_RULES,
+    SelectedCheckpoint,
+    Selection,
+    missing_message,
+    read_metrics,
+    select_checkpoints,
+)
+from data.io import read_json
+from data.schema import DataError
+
+# Files by which a model directory holds its processor (transformers 5 writes processor_config.json; older
+# versions preprocessor_config.json).
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+# Files by which a checkpoint directory holds weights (full model, sharded full model, LoRA adapters).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_config.json")
+
+# How a silent evaluation stands, for the reports (SilentEval.status).
+OK = "ok"
+MISSING = "missing"  # not evaluated (yet): the reports show n/a and name the command
+NOT_HERE = "not here"  # the run directory is not on this machine (or not this run's): nothing to read
+DIFFERS = "differs"  # evaluated, but not decoded like the real evaluation it controls
+
+# The settings in which a silent evaluation must equal the real one it controls (paths into metrics.json).
+COMPARED: tuple[tuple[str, ...], ...] = (
+    ("prompt_id",), ("dtype", "compute"), ("decoding", "source"), ("decoding", "greedy"),
+    ("decoding", "max_new_tokens"), ("benchmark", "version"), ("benchmark", "sha256"), ("benchmark", "n_items"),
+)  # fmt: skip
+
+
+def silent_command(profile: str, rule: str = DEFAULT_RULE) -> str:
+    """The command that writes the silent evaluations of a profile's Table 2 (named wherever one is missing)."""
+    return f"python -m analysis.silent --profile {profile}" + (f" --select {rule}" if rule != DEFAULT_RULE else "")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading (the reports)
+
+
+@dataclass(frozen=True)
+class SilentEval:
+    """The silent-audio control of one selected checkpoint, as the reports use it.
+
+    ``avg``: its test accuracy (%), None unless evaluated; ``status``: :data:`OK`, :data:`MISSING`,
+    :data:`NOT_HERE` or :data:`DIFFERS` (then ``differences`` lists each setting, real against silent);
+    ``detail``: why it is missing or not here.
+    """
+
+    avg: float | None
+    status: str
+    detail: str = ""
+    differences: tuple[str, ...] = ()
+
+
+def _at(metrics: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    value: Any = metrics
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def differences(real: Mapping[str, Any], silent: Mapping[str, Any]) -> list[str]:
+    """How a silent evaluation's ``metrics.json`` differs from the real one it controls, beyond its silence.
+
+    Prompt, compute dtype, decoding source, greedy or not, token limit and benchmark must be the same, or the
+    difference between the two scores is not the audio's alone; a setting that one file does not record (an older
+    version) counts as a difference, since sameness cannot be confirmed. Empty: a fair control.
+    """
+    out = [f"{'.'.join(keys)}: real {_at(real, keys)!r}, silent {_at(silent, keys)!r}"
+           for keys in COMPARED if _at(real, keys) != _at(silent, keys)]  # fmt: skip
+    if silent.get("audio_mode") != "silent":
+        out.append(f"audio_mode: {silent.get('audio_mode')!r} where 'silent' was expected")
+    return out
+
+
+def read_silent(check: CrossCheck, checkpoint: SelectedCheckpoint) -> SilentEval:
+    """The silent-audio control of ``checkpoint``, read only from a run directory that ``check`` found on this
+    machine and owned by the run (any other file at that path is not this run's), and compared with the checkpoint's
+    real test evaluation (:func:`differences`)."""
+    run = check.run(checkpoint.run_id)
+    if run is None or not run.checked:
+        return SilentEval(None, NOT_HERE, run.reason if run is not None else "run not checked")
+    path = checkpoint.silent_metrics_path
+    if path is None:
+        return SilentEval(None, MISSING, "no saved evaluation")
+    silent = read_metrics(path)
+    if isinstance(silent, str):
+        return SilentEval(None, MISSING, silent.replace(f"{run.run_dir}/", ""))
+    accuracy = silent.get("accuracy")
+    avg = accuracy.get("avg") if isinstance(accuracy, dict) else None
+    if isinstance(avg, bool) or not isinstance(avg, (int, float)) or not math.isfinite(avg):
+        return SilentEval(None, MISSING, f"{path} has no accuracy.avg")
+    real = read_metrics(checkpoint.metrics_path) if checkpoint.metrics_path is not None else "no saved evaluation"
+    found = differences(real if isinstance(real, dict) else {}, silent)
+    return SilentEval(float(avg), DIFFERS if found else OK, differences=tuple(found))
+
+
+def chance_level(predictions: Path | None) -> float | None:
+    """The test set's chance accuracy (%): the mean over its items of 1 / the number of choices, from the records of
+    a saved ``predictions.json`` (which carry each item's choices); None if they cannot be read."""
+    if predictions is None or not predictions.is_file():
+        return None
+    try:
+        records = read_json(predictions)
+    except DataError:
+        return None
+    sizes = [len(r["choices"]) for r in records if isinstance(r, dict) and isinstance(r.get("choices"), list)] \
+        if isinstance(records, list) else []  # fmt: skip
+    if not sizes or len(sizes) != len(records) or 0 in sizes:
+        return None
+    return 100.0 * math.fsum(1.0 / n for n in sizes) / len(sizes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Planning: every selected checkpoint's model, run configuration and output directory, checked before any load
+
+
+@dataclass
+class SilentJob:
+    """One silent evaluation to run (or found complete)."""
+
+    checkpoint: SelectedCheckpoint
+    out_dir: Path
+    model: str  # the model directory (or hub id) to load
+    base_model: str  # the run's base model: where a checkpoint without processor files takes its processor
+    resolved: Any  # the run's stored experiment.json (experiments.runner.ResolvedRun)
+    done: bool = False  # its metrics.json is already there
+
+    @property
+    def head(self) -> str:
+        return _head(self.checkpoint)
+
+
+def _head(c: SelectedCheckpoint) -> str:
+    """How every line about one selected checkpoint starts: its Table 2 row, seed, run and step."""
+    return f"{PAPER_ROWS[c.experiment].label}, seed {c.seed} (run {c.run_id}, step {c.step})"
+
+
+@dataclass
+class Plan:
+    jobs: list[SilentJob] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # runs not on this machine: listed, not evaluated
+    problems: list[str] = field(default_factory=list)  # anything else that stops an evaluation: nothing runs
+    benchmarks: dict[str, Any] = field(default_factory=dict)  # profile -> its loaded test set (pending jobs only)
+
+    @property
+    def pending(self) -> list[SilentJob]:
+        return [job for job in self.jobs if not job.done]
+
+
+def _looks_local(name: str) -> bool:
+    """A local path rather than a hub id (``org/name``): absolute, relative with a dot, or more than one slash."""
+    return name.startswith((".", "/", "~")) or name.count("/") != 1
+
+
+def _model_of(job_dir: Path, c: SelectedCheckpoint, base: str) -> tuple[str | None, str]:
+    """The model to load for checkpoint ``c`` of the run in ``job_dir``, or None and why not (with the fix)."""
+    if c.direct or c.step == 0:
+        return base, ""
+    candidates = [job_dir / f"checkpoint-{c.step}"]
+    if c.predictions is not None and c.predictions.parent == job_dir:  # a final model evaluated in final/
+        candidates += [job_dir / "final_adapters", job_dir / "merged"]
+    for path in candidates:
+        if any((path / name).is_file() for name in WEIGHT_FILES):
+            return str(path), ""
+    where = ", ".join(f"{p.name}/" for p in candidates)
+    return None, (f"the weights of step {c.step} are not in {job_dir} (looked for {', '.join(WEIGHT_FILES)} in "
+                  f"{where}); a checkpoint whose weights were deleted or never saved cannot be evaluated. Select "
+                  "another checkpoint (--select) or rerun the run")  # fmt: skip
+
+
+def plan_silent(selection: Selection, check: CrossCheck, runs_by_id: Mapping[str, Mapping[str, Any]]) -> Plan:
+    """Where each selected checkpoint's silent evaluation goes, which model it loads and how the run decoded; runs
+    not on this machine are listed in ``skipped``, everything else that is wrong in ``problems``."""
+    from experiments.runner import stored_run
+
+    plan = Plan()
+    for experiment in TABLE2_EXPERIMENTS:
+        for c in selection.chosen.get(experiment, []):
+            head = _head(c)
+            run = check.run(c.run_id)
+            if run is None or not run.checked:
+                if run is not None and any(p.kind == OTHER_RUN for p in run.problems):
+                    plan.problems += [f"{head}: {p.message()}; rerun it, or read the runs from the machine that holds "
+                                      "its own directory" for p in run.problems if p.kind == OTHER_RUN]  # fmt: skip
+                else:
+                    plan.skipped.append(f"{head}: {run.reason if run is not None else 'not checked'} "
+                                        f"({c.output_dir or 'no run dir in its W&B config'})")  # fmt: skip
+                continue
+            run_dir = Path(str(c.output_dir))
+            try:
+                resolved = stored_run(run_dir)
+            except DataError as exc:
+                plan.problems.append(f"{head}: {exc}")
+                continue
+            if resolved is None:
+                plan.problems.append(f"{head}: {run_dir} has no experiment.json, so how the run decoded is unknown; "
+                                     "rerun it with this version of the suite (python -m experiments run "
+                                     f"{experiment} --profile {c.profile} --seed {c.seed})")  # fmt: skip
+                continue
+            stored = (resolved.experiment.name, resolved.profile.name, resolved.seed)
+            if stored != (experiment, c.profile, c.seed):
+                plan.problems.append(f"{head}: {run_dir}/experiment.json holds experiment {stored[0]!r}, profile "
+                                     f"{stored[1]!r}, seed {stored[2]}, not the run's {experiment!r}, {c.profile!r}, "
+                                     f"{c.seed}: another run wrote the directory; rerun this one")  # fmt: skip
+                continue
+            config = runs_by_id.get(c.run_id, {}).get("config") or {}
+            base = config.get("base_model") if isinstance(config, dict) else None
+            if not isinstance(base, str) or not base:
+                plan.problems.append(f"{head}: the run's W&B config names no base_model; rerun it with this version "
+                                     "of the suite")  # fmt: skip
+                continue
+            model, why = _model_of(run_dir, c, base)
+            if model is None:
+                plan.problems.append(f"{head}: {why}")
+                continue
+            adapter = Path(model) / "adapter_config.json"
+            needed = [(model, "its model")] + ([(read_json(adapter).get("base_model_name_or_path", ""),
+                                                 f"the base model in {adapter}")] if adapter.is_file() else [])  # fmt: skip
+            absent = [f"{what} {name}" for name, what in needed if _looks_local(name) and not Path(name).exists()]
+            if absent:
+                plan.problems.append(f"{head}: {'; '.join(absent)} not on this machine; build or copy it there (the "
+                                     "toy base: any run of the toy profile builds it) or run this on the machine "
+                                     "that holds it")  # fmt: skip
+                continue
+            out_dir = c.silent_dir
+            assert out_dir is not None  # a checked run has a run dir, hence a selected evaluation in it
+            plan.jobs.append(SilentJob(c, out_dir, model, base, resolved, (out_dir / "metrics.json").is_file()))
+    return plan
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Evaluating
+
+
+def load_model(model: str, base_model: str, dtype: Any) -> tuple[Any, Any]:
+    """Model and processor of a checkpoint (full weights or LoRA adapters), or of a base model.
+
+    :func:`data.models.load_model_and_processor` reads both from one directory; a checkpoint saved without its
+    processor gets a temporary view of itself with the base model's processor saved beside its (linked) files.
+    """
+    from data.models import load_model_and_processor
+
+    path = Path(model)
+    if not path.is_dir() or any((path / name).is_file() for name in PROCESSOR_FILES):
+        return load_model_and_processor(model, dtype=dtype)
+    from transformers import AutoProcessor
+
+    with tempfile.TemporaryDirectory(prefix="silent-view-") as tmp:
+        # The processor is saved before the links exist, so nothing is ever written through a link into the run.
+        AutoProcessor.from_pretrained(base_model, trust_remote_code=False).save_pretrained(tmp)
+        for item in path.iterdir():
+            if not (Path(tmp) / item.name).exists():
+                (Path(tmp) / item.name).symlink_to(item.resolve())
+        return load_model_and_processor(tmp, dtype=dtype)
+
+
+def weights_dtype(resolved: Any) -> Any:
+    """The dtype the run held its weights in while evaluating (experiments/training.py, run_direct), so the silent
+    evaluation computes like the real one: a trained run's fp32 weights (bf16 autocast where the run is bf16) or,
+    for LoRA under bf16, a bf16 base; ``direct`` loads with the loader's default (None), as ``run_direct`` does."""
+    import torch
+
+    from experiments.runner import run_dtype
+
+    exp = resolved.experiment
+    if exp.train is None:
+        return None
+    return torch.bfloat16 if exp.lora is not None and run_dtype(exp.train) == "bfloat16" else torch.float32
+
+
+def load_benchmarks(plan: Plan) -> None:
+    """Load the test set of each profile with pending jobs once (into ``plan.benchmarks``) and check that it is the
+    one each run was evaluated on; a mismatch, or a test set that cannot be loaded, goes into ``plan.problems``."""
+    from data.mmau import load_mmau
+
+    loaded = plan.benchmarks
+    for job in plan.pending:
+        profile = job.resolved.profile
+        if profile.name not in loaded:
+            try:
+                data = profile.data()
+                loaded[profile.name] = load_mmau(data.test_json, data.test_audio_dir,
+                                                 version_label=profile.benchmark_label)  # fmt: skip
+            except (DataError, FileNotFoundError) as exc:
+                loaded[profile.name] = str(exc)
+        bench = loaded[profile.name]
+        if isinstance(bench, str):
+            plan.problems.append(f"{job.head}: the test set of profile {profile.name!r} cannot be loaded: {bench}")
+            continue
+        real = read_metrics(job.checkpoint.metrics_path) if job.checkpoint.metrics_path is not None else {}
+        recorded = real.get("benchmark") if isinstance(real, dict) else None
+        recorded = recorded if isinstance(recorded, dict) else {"version": job.checkpoint.benchmark_version}
+        here = bench.describe()
+        key = "sha256" if recorded.get("sha256") else "version"
+        if recorded.get(key) != here[key]:
+            plan.problems.append(
+                f"{job.head}: the run was evaluated on test set {recorded.get('version')} ({key} "
+                f"{recorded.get(key)}), but profile {profile.name!r} gives {here['version']} ({here[key]}, "
+                f"{here['path']}) on this machine: a silent control on other items controls nothing. Run this where "
+                f"that test set is, or rerun the run ({job.checkpoint.output_dir})"
+            )  # fmt: skip
+
+
+def run_jobs(plan: Plan) -> list[dict[str, Any]]:
+    """Evaluate each pending job of ``plan`` (one model in memory at a time), one summary line each; returns their
+    metrics."""
+    from data.evaluate import FeatureCache, evaluate
+    from experiments.runner import decoding_config, run_dtype
+
+    caches: dict[str, FeatureCache] = {}  # per profile: each test item featurised once (silence included)
+    loaded_key, loaded = None, None
+    results = []
+    for job in plan.pending:
+        exp, dtype = job.resolved.experiment, weights_dtype(job.resolved)
+        if (job.model, dtype) != loaded_key:  # consecutive jobs on one model (e.g. a base) load it once
+            loaded = None  # drop the previous model before loading the next: one in memory at a time
+            loaded, loaded_key = load_model(job.model, job.base_model, dtype), (job.model, dtype)
+        model, processor = loaded
+        bench = plan.benchmarks[job.resolved.profile.name]
+        # The decoding of the run's own evaluations (experiments/training.py, run_direct), from its experiment.json.
+        valid_frames = exp.train.valid_frame_encoder if exp.train is not None else True
+        decoding = decoding_config(exp.eval, run_dtype(exp.train), valid_frame_encoder=valid_frames)
+        start = time.perf_counter()
+        metrics = evaluate(
+            model, processor, bench.items, job.out_dir, prompt_id=exp.prompt, decoding=decoding,
+            model_name=job.model, benchmark=bench.describe(), audio_mode="silent", progress=True, print_table=False,
+            keep_bar=False, cache=caches.setdefault(job.resolved.profile.name, FeatureCache()),
+        )  # fmt: skip
+        print(f"{job.head}: {_summary(job, metrics['accuracy']['avg'])} in {time.perf_counter() - start:.0f} s -> "
+              f"{job.out_dir}", flush=True)  # fmt: skip
+        results.append(metrics)
+    return results
+
+
+def _summary(job: SilentJob, silent: float | None) -> str:
+    real = job.checkpoint.test.get("avg")
+    text = f"silent audio {silent:.2f}%" if silent is not None else "silent audio n/a"
+    if real is not None and silent is not None:
+        text += f" (with audio {real:.2f}%, listening gain {real - silent:+.2f})"
+    return text
+
+
+def silent_controls(
+    tables: RunTables, profile: str, rule: str = DEFAULT_RULE, *, include_adhoc: bool = False
+) -> tuple[Selection, Plan]:
+    """Select Table 2's checkpoints of ``profile`` by ``rule`` and plan their silent evaluations (no model loaded)."""
+    selection = select_checkpoints(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc)
+    check = check_runs(tables, selection.runs)
+    runs_by_id = {str(r["run_id"]): r for rows in selection.runs.values() for r in rows}
+    plan = plan_silent(selection, check, runs_by_id)
+    if not plan.problems:
+        load_benchmarks(plan)  # the test sets are loaded (the toy world built) only when all else is in order
+    return selection, plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    from analysis.table2 import add_source_arguments, read_runs
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.silent", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_source_arguments(parser, report=False)
+    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
+                        help="the checkpoint of each run, as Table 2 selects it (default best-val)")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        tables, _source = read_runs(args, TABLE2_EXPERIMENTS)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}\n{missing_message(list(TABLE2_EXPERIMENTS), args.profile)}", file=sys.stderr)
+        return 2
+    try:
+        selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc)
+    except DataError as exc:  # a run directory's file that cannot be read (its name is in the message)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not selection.chosen:
+        print(f"error: {missing_message(selection.missing, args.profile, include_adhoc=args.include_adhoc)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    for note in selection.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if selection.missing:
+        print(f"note: no runs of {', '.join(selection.missing)} yet: nothing to evaluate for them", file=sys.stderr)
+    for line in plan.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    if plan.problems:
+        print(f"error: {len(plan.problems)} silent evaluation(s) cannot run; nothing was evaluated:", file=sys.stderr)
+        for problem in plan.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    for job in plan.jobs:
+        if job.done:
+            metrics = read_metrics(job.out_dir / "metrics.json")
+            accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+            silent = accuracy.get("avg") if isinstance(accuracy, dict) else None
+            print(f"{job.head}: already evaluated, {_summary(job, silent)} ({job.out_dir})")
+    try:
+        evaluated = len(run_jobs(plan))
+    except DataError as exc:  # e.g. a partial evaluation there with other settings (the evaluator names the fix)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"silent audio, profile {args.profile}, selection {args.select}: {evaluated} evaluated, "
+        f"{len(plan.jobs) - evaluated} already there, {len(plan.skipped)} skipped (not on this machine)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
