@@ -25,7 +25,7 @@ LR schedule (orig)  decay over 1000 steps       decay over 320 steps
 evaluation          256 new tokens, Prompt <3>  32 new tokens (Prompt <3>: 64), batch 64, all val items
                     512; batch 32, 1000 val
                     items
-logging             every 10 steps              every 5 steps (smoke: every step)
+logging             every 10 steps              every 10 steps (smoke: every step)
 ==================  ==========================  =========================================
 
 Prompt <3> evaluates with at least its GRPO completion length on every profile (``experiments.spec.check_fields``
@@ -103,8 +103,6 @@ class Profile:
 def _scale_toy(exp: Experiment) -> Experiment:
     new_tokens = 64 if exp.prompt == "p3" else 32
     exp = replace(exp, eval=replace(exp.eval, max_new_tokens=new_tokens, batch_size=64, val_items=None))
-    if exp.train is not None:
-        exp = replace(exp, train=replace(exp.train, logging_steps=5))  # a few dozen log rows per run, not one per step
     if exp.method == "sft" and exp.train is not None:
         exp = replace(exp, train=replace(exp.train, learning_rate=2e-4, epochs=2.0, per_device_batch=32,
                                          save_every=40))  # fmt: skip

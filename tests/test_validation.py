@@ -129,7 +129,7 @@ def test_logging_steps_reach_both_trainers():
     assert grpo_config(output_dir="x", train=train, grpo=exp.grpo, seed=0, report_to=[], bf16=False).logging_steps == 3
     assert sft_arguments(output_dir="x", train=train, seed=0, report_to=[], bf16=False).logging_steps == 3
     steps = {p: resolve("grpo-p2", p).experiment.train.logging_steps for p in ("paper", "toy", "smoke")}
-    assert steps == {"paper": 10, "toy": 5, "smoke": 1}
+    assert steps == {"paper": 10, "toy": 10, "smoke": 1}  # toy: 16-19 short lines per run
 
 
 def test_runs_written_before_logging_steps_read_back_as_every_step_and_still_match(tmp_path):
