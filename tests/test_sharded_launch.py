@@ -155,6 +155,7 @@ def test_shared_prompt_scoring_keeps_the_multi_process_gradient(config, toy_cach
         out = tmp_path / f"shared-{shared}"
         launch_experiments(config, ["run", "grpo-p2", "--output-dir", str(out), "--set", "train.max_steps=1", "--set",
                          "train.save_every=1", "--set", "eval.at_start=false", "--set", "eval.val_items=8",
+                         "--set", "train.logging_steps=1",  # the step's log row (the toy profile logs every 10)
                          "--set", f"grpo.shared_prompt_scoring={str(shared).lower()}"], tmp_path, tmp_path / "w")  # fmt: skip
         logs[shared] = next(h for h in _state(out / "checkpoint-1")["log_history"] if "loss" in h)
     assert logs[False]["reward_std"] > 0 and logs[False]["grad_norm"] > 1e-3  # a real learning signal
