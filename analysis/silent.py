@@ -305,20 +305,6 @@ def load_model(model: str, base_model: str, dtype: Any) -> tuple[Any, Any]:
         return load_model_and_processor(tmp, dtype=dtype)
 
 
-def weights_dtype(resolved: Any) -> Any:
-    """The dtype the run held its weights in while evaluating (experiments/training.py, run_direct), so the silent
-    evaluation computes like the real one: a trained run's fp32 weights (bf16 autocast where the run is bf16) or,
-    for LoRA under bf16, a bf16 base; ``direct`` loads with the loader's default (None), as ``run_direct`` does."""
-    import torch
-
-    from experiments.runner import run_dtype
-
-    exp = resolved.experiment
-    if exp.train is None:
-        return None
-    return torch.bfloat16 if exp.lora is not None and run_dtype(exp.train) == "bfloat16" else torch.float32
-
-
 def load_benchmarks(plan: Plan) -> None:
     """Load the test set of each profile with pending jobs once (into ``plan.benchmarks``) and check that it is the
     one each run was evaluated on; a mismatch, or a test set that cannot be loaded, goes into ``plan.problems``."""
@@ -356,13 +342,13 @@ def run_jobs(plan: Plan) -> list[dict[str, Any]]:
     """Evaluate each pending job of ``plan`` (one model in memory at a time), one summary line each; returns their
     metrics."""
     from data.evaluate import FeatureCache, evaluate
-    from experiments.runner import decoding_config, run_dtype
+    from experiments.runner import decoding_config, load_dtype, run_dtype
 
     caches: dict[str, FeatureCache] = {}  # per profile: each test item featurised once (silence included)
     loaded_key, loaded = None, None
     results = []
     for job in plan.pending:
-        exp, dtype = job.resolved.experiment, weights_dtype(job.resolved)
+        exp, dtype = job.resolved.experiment, load_dtype(job.resolved.experiment)
         if (job.model, dtype) != loaded_key:  # consecutive jobs on one model (e.g. a base) load it once
             loaded = None  # drop the previous model before loading the next: one in memory at a time
             loaded, loaded_key = load_model(job.model, job.base_model, dtype), (job.model, dtype)

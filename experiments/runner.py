@@ -148,6 +148,17 @@ def run_dtype(train: TrainSpec | None) -> Literal["float32", "bfloat16"]:
     return "bfloat16" if bf16 else "float32"
 
 
+def load_dtype(exp: Experiment) -> Any:
+    """The torch dtype a training run loads its base model in: trained weights stay fp32 (bf16 autocast; pure bf16
+    weights lose small updates to rounding); with LoRA the base is frozen, so a bf16 run loads it in bf16 (peft keeps
+    the adapters themselves in fp32). None for a run without training (``direct``: the loader's default)."""
+    import torch
+
+    if exp.train is None:
+        return None
+    return torch.bfloat16 if exp.lora is not None and run_dtype(exp.train) == "bfloat16" else torch.float32
+
+
 def decoding_config(spec: EvalSpec, compute_dtype: str | None, *, valid_frame_encoder: bool = True) -> DecodingConfig:
     """The evaluator's :class:`~data.evaluate.DecodingConfig` from an experiment's evaluation settings (every
     evaluation of the suite builds it here)."""

@@ -32,7 +32,7 @@ from data.audio_encoder import use_encoder_switches
 from data.avqa import load_avqa
 from data.mmau import load_mmau
 from data.schema import DataError, Item
-from experiments.runner import decoding_config, run_dtype
+from experiments.runner import decoding_config, load_dtype, run_dtype
 from experiments.spec import ExperimentError, field_value
 
 # The experiment fields each trainer argument is made of, to name them in the trainers' own argument errors.
@@ -155,10 +155,7 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     # exists, so the evaluator applies it itself).
     dtype = run_dtype(exp.train)
     bf16 = dtype == "bfloat16"
-    # Trained weights stay fp32 (bf16 autocast): pure bf16 weights lose small updates to rounding. With LoRA the base
-    # is frozen, so a bf16 run loads it in bf16 (peft keeps the adapters themselves in fp32).
-    frozen_bf16 = exp.lora is not None and bf16
-    model, processor = load_model_and_processor(base, dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
+    model, processor = load_model_and_processor(base, dtype=load_dtype(exp))
     use_encoder_switches(
         model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
     )
