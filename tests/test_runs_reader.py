@@ -192,7 +192,10 @@ def test_damaged_files_are_named_and_the_rest_read(tmp_path: Path, written: Writ
     shutil.copytree(written.root / "wandb", root, symlinks=True)
     cut = root / written.file("grpo0").relative_to(written.root / "wandb")
     data = cut.read_bytes()
-    cut.write_bytes(data[: len(data) // 2])
+    # Cut inside a record: a cut that lands exactly on a chunk boundary (or in a block's zero padding) leaves a
+    # shorter but intact file, which made this test fail now and then (the file's size varies from run to run).
+    half = next(n for n in range(len(data) // 2, 0, -1) if read_records(data[:n])[1] is not None)
+    cut.write_bytes(data[:half])
     killed = root / "offline-run-20260101_000000-killed0" / "run-killed0.wandb"
     killed.parent.mkdir()
     killed.write_bytes(data[:7])  # what a run killed before its first flush leaves
