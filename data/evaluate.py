@@ -37,7 +37,8 @@ rather than mixing two evaluations. At the end it writes, atomically,
   - ``truncation_rate``: % of items whose output hit ``max_new_tokens`` without an end token, over the
     ``truncation_counted`` rows that record it (rows resumed from an older partial file do not; None if none do);
   - ``missing_answer_rate``: % of items whose raw output has no complete ``<answer>...</answer>`` (the pattern
-    answer extraction uses); ``format_rate``: % whose output contains ``<answer>`` at all.
+    answer extraction uses); ``format_rate``: % whose output contains ``<answer>`` at all;
+    ``listed_option_rate``: % whose extracted answer names one of the listed choices (right or wrong).
 
 Each prediction row (in ``predictions.partial.jsonl`` and beside ``raw_output`` in ``predictions.json``) records
 ``n_new_tokens`` (generated tokens up to and including the end token) and ``hit_limit``.
@@ -468,6 +469,11 @@ def _load_partial(out_dir: Path, settings: EvalSettings) -> dict[str, dict[str, 
     return done
 
 
+def _names_a_choice(prediction: str, item: Item) -> bool:
+    """Whether the extracted answer is one of the listed choices, right or wrong (the MMAU rule against each)."""
+    return any(mmau_correct(prediction, choice, item.choices) for choice in item.choices)
+
+
 def evaluate(
     model: Any,
     processor: Any,
@@ -601,6 +607,9 @@ def evaluate(
         audio=stats.as_dict(),
         format_rate=round(100.0 * sum("<answer>" in done[i]["raw_output"] for i in ids) / len(ids), 2),
         missing_answer_rate=round(100.0 * sum(not has_answer(done[i]["raw_output"]) for i in ids) / len(ids), 2),
+        listed_option_rate=round(
+            100.0 * sum(_names_a_choice(done[i.id]["prediction"], i) for i in items) / len(ids), 2
+        ),
         truncation_rate=round(100.0 * sum(hit) / len(hit), 2) if hit else None,
         truncation_counted=len(hit),
         n_resumed=len(items) - sum(len(r) for r, _ in gathered) if size > 1 else len(items) - len(todo),

@@ -13,7 +13,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +196,15 @@ def build_once(path: str | Path, build: Callable[[Path], object], *, done: str) 
         shutil.rmtree(path, ignore_errors=True)  # an unfinished leftover (no done marker) of an older version
         partial.rename(path)
     return path
+
+
+def sources_digest(modules: Sequence[str], *, extra: str = "") -> str:
+    """sha256 (hex) over the source files of ``modules`` (dotted names, in order) and ``extra``: the key of a cache
+    built by that code, so that editing any of them rebuilds it instead of reusing a stale build."""
+    import importlib
+
+    h = hashlib.sha256()
+    for name in modules:
+        h.update(name.encode() + b"\0" + Path(importlib.import_module(name).__file__ or "").read_bytes())
+    h.update(extra.encode())
+    return h.hexdigest()

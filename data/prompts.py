@@ -31,6 +31,9 @@ PROMPT_TEMPLATES: dict[str, str] = {
 }
 PROMPT_NAMES = {"p1": "Prompt <1> (SFT, reconstructed)", "p2": "Prompt <2> (answer only)", "p3": "Prompt <3> (think)"}
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# Not one of the study's prompts: an open question with no options, answered in plain words. Only the toy base's
+# instruct corpus uses it (clip captions, data/toy_instruct.py); experiments accept p1-p3 only (check_prompt_id).
+OPEN_PROMPT = "open"
 
 
 def check_prompt_id(prompt_id: str) -> PromptId:
@@ -40,13 +43,22 @@ def check_prompt_id(prompt_id: str) -> PromptId:
 
 
 def prompt_text(question: str, choices: Sequence[str], prompt_id: str) -> str:
-    """The user-turn text for one question. ``choices`` is rendered as ``str(list(choices))`` like the original."""
+    """The user-turn text for one question. ``choices`` is rendered as ``str(list(choices))`` like the original.
+
+    ``prompt_id`` :data:`OPEN_PROMPT` gives the question alone (it must come without choices)."""
+    if prompt_id == OPEN_PROMPT:
+        if choices:
+            raise ValueError(f"an open question has no options, got {list(choices)!r}")
+        return question
     return PROMPT_TEMPLATES[check_prompt_id(prompt_id)].format(question=question, choices=str(list(choices)))
 
 
 def sft_target(answer: str, prompt_id: str, thought: str | None = None) -> str:
     """The assistant text SFT trains on: the bare choice for p1, ``<answer>X</answer>`` for p2, and for p3
-    ``<think>thought</think><answer>X</answer>`` (only with a ``thought``: the study's SFT never writes one)."""
+    ``<think>thought</think><answer>X</answer>`` (only with a ``thought``: the study's SFT never writes one).
+    An :data:`OPEN_PROMPT` question is answered in plain words, like p1."""
+    if prompt_id == OPEN_PROMPT:
+        return answer
     check_prompt_id(prompt_id)
     if prompt_id == "p1":
         return answer

@@ -14,40 +14,25 @@ byte-identical files (per-item generators seeded from (seed, split, index); JSON
 
 Layout written under ``--out DIR``::
 
-    DIR/train/train_qa.json, DIR/train/audio/<video_name>.wav     AVQA format, exactly 4 choices, answer = index
+    DIR/train/train_qa.json, DIR/train/audio/<video_name>.wav     AVQA format, answer = index
     DIR/val/val_qa.json,     DIR/val/audio/<video_name>.wav
-    DIR/test/mmau-test-mini.json, DIR/test/test-mini-audios/<id>.wav   MMAU format, 2-5 choices, answer = text
+    DIR/test/mmau-test-mini.json, DIR/test/test-mini-audios/<id>.wav   MMAU format, answer = text
     DIR/world.json          manifest: seed, sizes, sub-categories, templates, the shift, chance accuracy per split
 
-Clips are mono, 16 kHz, 1.0-2.0 s (the tiny model's 2 s window), peak-normalised (no task depends on the absolute
-level). Three task families, three sub-categories each (the AVQA ``question_type`` / MMAU ``sub-category``),
-each in three difficulties set by how far apart the classes' parameters are and by added noise:
+The world is defined in :mod:`data.toy_world` (question types, answers, phrasings, parameters) and its clips are
+made by :mod:`data.toy_synth`. This module lays a world out on disk.
 
-==============  ================  ===================  ==============================================================
-family          sub-category      answers              cue
-==============  ================  ===================  ==============================================================
-sound           beep_count        one two three four   number of tone beeps (gaps shrink with difficulty)
-sound           noise_colour      white brown          spectral slope of the noise (PSD ~ f^-alpha, alpha 0 vs 2)
-sound           loudness_trend    louder quieter       level ramp over the clip (25 dB easy, 6.5 dB hard)
-music           note_height       high low             pitch of one note (about 200 vs 1300 Hz easy, 380 vs 550 hard)
-music           tempo             fast slow            inter-onset interval of a click train (0.11 vs 0.45 s easy)
-music           timbre            flute trumpet        pure sine vs rich harmonic series
-speech          vowel             ah ee oo             formants of a synthetic voice (pulse train through resonators)
-speech          speaker           man woman            voice f0 (about 110 vs 230 Hz easy)
-speech          syllable_count    one two three        number of amplitude bursts of a voiced vowel
-==============  ================  ===================  ==============================================================
-
-Salient sub-categories (large, easily seen differences in a 128-bin log-mel spectrogram): loudness_trend,
-note_height, speaker. AVQA items always have 4 choices: the sub-category's answers, padded with distractors of the
-same sub-category that are never correct (e.g. "middle" for note_height). About 20% of train/val questions mention
-the "video" ("video", "Video" or "videos"), as in AVQA, whose loader rewrites them.
+**Text cannot answer** (world version 2). Every item offers exactly its sub-category's answers (2, 3 or 4 choices),
+in an order drawn so that each answer and each answer position is balanced within every split and sub-category:
+a text-only policy that knows the label sets, the train label frequencies and the answer positions scores chance.
+(Version 1 padded 2-label questions to 4 choices with never-correct distractors, which text alone could rule out:
+46% on test against 32% chance.) About 20% of train/val questions mention the "video" ("video", "Video" or
+"videos"), as in AVQA, whose loader rewrites them.
 
 The test split is OUT OF DISTRIBUTION, like MMAU for a model trained on AVQA (the exact numbers are ``PARAMS`` and
-``COMMON``, also written to world.json under "shift"):
+``COMMON`` in :mod:`data.toy_world`, also written to world.json under "shift"):
 
 * question phrasings: held-out templates, never used in train/val (in any loader rewrite of "video");
-* choices: 2 to 5 per item (balanced over 2, 3, 4, 5) instead of always 4; the other answers of the sub-category come
-  first, then distractors, so a 2-choice binary question lists both real answers;
 * every clip: peak level 0.25-0.5 instead of 0.5-0.9, background noise pink instead of white, at lower SNR
   (easy 25-30 / medium 15-20 / hard 9-12 dB instead of 30-40 / 18-24 / 10-14);
 * beep_count: beeps at 1600-2600 Hz with odd harmonics (square-ish) instead of pure 700-1300 Hz tones;
@@ -62,9 +47,10 @@ The test split is OUT OF DISTRIBUTION, like MMAU for a model trained on AVQA (th
 * speaker: unseen vowels (eh, oh, uh instead of ah, ee, oo); men's f0 0.9x and women's f0 1.1x the train ranges;
 * syllable_count: faster syllables (0.12-0.2 s instead of 0.18-0.3 s) on unseen vowels, f0 170-260 Hz.
 
-Chance level (a uniform random pick among the listed choices): 0.25 on train/val; on test, with choices balanced
-over 2-5, about 0.32. :func:`chance_accuracy` computes it for any list of records or items; the generator prints it
-and stores it in world.json.
+Chance level (a uniform random pick among the listed choices): the mean of 1/(number of answers) over the items,
+about 0.435 on every split (six 2-answer, two 3-answer and one 4-answer sub-category, balanced).
+:func:`chance_accuracy` computes it for any list of records or items; the generator prints it and stores it in
+world.json.
 
 Public API: :func:`generate_world`, :data:`DEFAULT_SIZES`, :data:`SUB_CATEGORIES`, :data:`ANSWER_WORDS`,
 :func:`question_texts`, :func:`chance_accuracy`, :func:`make_clip` (one waveform). The checks of a generated world
@@ -87,10 +73,26 @@ from typing import Any
 import numpy as np
 
 from data.audio import SAMPLE_RATE, write_wav
-from data.io import write_text_atomic
+from data.io import build_once, sources_digest, write_text_atomic
+from data.toy_synth import make_clip
+from data.toy_world import (
+    ANSWER_WORDS,
+    CAPTIONS,
+    COMMON,
+    DIFFICULTIES,
+    MAX_SECONDS,
+    PARAMS,
+    SPECS,
+    SPLITS,
+    SUB_CATEGORIES,
+    TASKS,
+    WORLD_VERSION,
+    SubCategory,
+)
 
 __all__ = [
     "ANSWER_WORDS",
+    "CAPTIONS",
     "COMMON",
     "DEFAULT_SIZES",
     "DIFFICULTIES",
@@ -106,745 +108,10 @@ __all__ = [
     "question_texts",
 ]
 
-WORLD_VERSION = 1
-MAX_SECONDS = 2.0
-SPLITS = ("train", "val", "test")
-TASKS = ("sound", "music", "speech")
-DIFFICULTIES = ("easy", "medium", "hard")
 DEFAULT_SIZES: dict[str, int] = {"train": 3000, "val": 300, "test": 330}
 VIDEO_FRACTION = 0.2
-AVQA_CHOICES = 4
-TEST_CHOICE_COUNTS = (2, 3, 4, 5)
 # Fixed codes (not hash(split), which is salted per process) keep per-item seeds stable across runs.
 _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
-# "train" and "val" share one parameter regime; "test" is the shifted one.
-_REGIME = {"train": "train_val", "val": "train_val", "test": "test"}
-
-
-@dataclass(frozen=True)
-class SubCategory:
-    """One question type: its answers, never-correct distractors, MMAU category and question phrasings.
-
-    ``train`` and ``video`` templates are used for train/val (``video`` ones mention the video, as AVQA does);
-    ``test`` templates are held out for the test split only.
-    """
-
-    name: str
-    task: str
-    category: str
-    labels: tuple[str, ...]
-    distractors: tuple[str, ...]
-    train: tuple[str, ...]
-    video: tuple[str, ...]
-    test: tuple[str, ...]
-
-
-_SPEC_LIST = [
-    SubCategory(
-        "beep_count",
-        "sound",
-        "counting",
-        ("one", "two", "three", "four"),
-        ("five", "six"),
-        train=(
-            "How many beeps are there?",
-            "Count the beeps. How many do you hear?",
-            "How many times does the tone beep?",
-            "What is the number of beeps in the clip?",
-            "How many short tones can be heard?",
-        ),
-        video=(
-            "How many beeps are heard in the video?",
-            "Video: how many beeps sound?",
-            "How many beeps occur in the videos?",
-        ),
-        test=(
-            "Listen carefully: what is the total count of beep sounds?",
-            "Based on the recording, how many separate beeps occur?",
-            "Identify how many distinct tone pulses the recording contains.",
-        ),
-    ),
-    SubCategory(
-        "noise_colour",
-        "sound",
-        "spectral",
-        ("white", "brown"),
-        ("blue", "grey", "violet"),
-        train=(
-            "What colour is the noise?",
-            "Is this white noise or brown noise?",
-            "Which kind of noise is it?",
-            "What type of noise is heard?",
-            "Which noise colour matches the sound?",
-        ),
-        video=(
-            "What colour is the noise in the video?",
-            "Video: is the hiss white or brown noise?",
-            "Which noise colour do these videos contain?",
-        ),
-        test=(
-            "Judging by its spectrum, which colour best describes this noise?",
-            "The recording contains noise. Which noise colour is it?",
-            "Considering how bright or dark the hiss sounds, what noise colour is this?",
-        ),
-    ),
-    SubCategory(
-        "loudness_trend",
-        "sound",
-        "temporal",
-        ("louder", "quieter"),
-        ("steady", "unchanged", "pulsing"),
-        train=(
-            "Does the sound get louder or quieter?",
-            "How does the volume change over time?",
-            "Is the sound growing louder or fading?",
-            "What happens to the loudness of the sound?",
-            "Over the clip, does the level rise or fall?",
-        ),
-        video=(
-            "Does the sound in the video get louder or quieter?",
-            "Video: how does the volume change?",
-            "In these videos, does the sound become louder or quieter?",
-        ),
-        test=(
-            "From start to end, which way does the loudness of the recording move?",
-            "Listen to the intensity: is the source getting louder or getting quieter?",
-            "Describe the volume trend of the recording.",
-        ),
-    ),
-    SubCategory(
-        "note_height",
-        "music",
-        "spectral",
-        ("high", "low"),
-        ("middle", "rising", "falling"),
-        train=(
-            "Is the note high or low?",
-            "How high is the pitch of the note?",
-            "What is the pitch register of the note?",
-            "Is the tone high-pitched or low-pitched?",
-            "Which describes the note's pitch?",
-        ),
-        video=(
-            "In the video, is the note high or low?",
-            "Video: is the played note high or low?",
-            "Do the videos play a high or a low note?",
-        ),
-        test=(
-            "Considering the musical register, where does this note sit?",
-            "Would a listener call the pitch of this plucked tone high or low?",
-            "What register is the played pitch in?",
-        ),
-    ),
-    SubCategory(
-        "tempo",
-        "music",
-        "temporal",
-        ("fast", "slow"),
-        ("moderate", "irregular", "still"),
-        train=(
-            "Is the tempo fast or slow?",
-            "How fast is the beat?",
-            "What is the tempo of the pulse?",
-            "Is the rhythm quick or slow?",
-            "Describe the speed of the beat.",
-        ),
-        video=(
-            "In the video, is the tempo fast or slow?",
-            "Video: how fast are the clicks?",
-            "Is the beat in these videos fast or slow?",
-        ),
-        test=(
-            "Judging by the spacing of the hits, what tempo does the music have?",
-            "Would you describe this pulse as a fast or a slow tempo?",
-            "What pace do the repeated hits follow?",
-        ),
-    ),
-    SubCategory(
-        "timbre",
-        "music",
-        "spectral",
-        ("flute", "trumpet"),
-        ("violin", "drum", "piano"),
-        train=(
-            "Which instrument is playing?",
-            "Is this a flute or a trumpet?",
-            "What instrument makes this sound?",
-            "Which instrument does the tone sound like?",
-            "Name the instrument heard.",
-        ),
-        video=(
-            "Which instrument is played in the video?",
-            "Video: is it a flute or a trumpet?",
-            "What instrument is heard in these videos?",
-        ),
-        test=(
-            "Based on its tone colour, what instrument is most likely producing the note?",
-            "Does the timbre suggest a pure-toned or a brassy instrument? Pick the instrument.",
-            "Identify the instrument from the timbre of the sound.",
-        ),
-    ),
-    SubCategory(
-        "vowel",
-        "speech",
-        "spectral",
-        ("ah", "ee", "oo"),
-        ("eh", "oh", "uh"),
-        train=(
-            "Which vowel is the voice singing?",
-            "What vowel sound is spoken?",
-            "Which vowel does the speaker hold?",
-            "What vowel is heard?",
-            "Identify the vowel.",
-        ),
-        video=(
-            "Which vowel does the person in the video say?",
-            "Video: what vowel is sung?",
-            "What vowel is heard in these videos?",
-        ),
-        test=(
-            "Listening to the mouth shape implied by the sound, which vowel is being produced?",
-            "The speaker sustains a single vowel. Which one?",
-            "Which vowel quality best matches the voice?",
-        ),
-    ),
-    SubCategory(
-        "speaker",
-        "speech",
-        "spectral",
-        ("man", "woman"),
-        ("child", "robot", "crowd"),
-        train=(
-            "Is the speaker a man or a woman?",
-            "Who is speaking?",
-            "What kind of voice is this?",
-            "Is the voice male or female?",
-            "Who does the voice belong to?",
-        ),
-        video=(
-            "Is the person speaking in the video a man or a woman?",
-            "Video: who is speaking?",
-            "Who is heard speaking in these videos?",
-        ),
-        test=(
-            "Judging by the pitch of the voice, who is most likely speaking?",
-            "The recording contains a sustained vowel. Who produced it?",
-            "Which speaker best fits this voice?",
-        ),
-    ),
-    SubCategory(
-        "syllable_count",
-        "speech",
-        "counting",
-        ("one", "two", "three"),
-        ("four", "five"),
-        train=(
-            "How many syllables are spoken?",
-            "Count the syllables. How many are there?",
-            "How many syllables does the word have?",
-            "How many vowel sounds does the speaker make?",
-            "How many times does the voice sound?",
-        ),
-        video=(
-            "How many syllables are spoken in the video?",
-            "Video: how many syllables do you hear?",
-            "How many syllables are said in these videos?",
-        ),
-        test=(
-            "Listen to the utterance: what is the total number of syllables?",
-            "Based on the rhythm of the voice, how many syllables does it contain?",
-            "Identify how many separate vocal bursts the speaker produces.",
-        ),
-    ),
-]
-
-SPECS: dict[str, SubCategory] = {s.name: s for s in _SPEC_LIST}
-SUB_CATEGORIES: dict[str, list[str]] = {t: [s.name for s in _SPEC_LIST if s.task == t] for t in TASKS}
-ANSWER_WORDS: list[str] = sorted({w for s in _SPEC_LIST for w in (*s.labels, *s.distractors)})
-
-# Per-split parameters shared by every sub-category. Ranges are (low, high) for a uniform draw.
-COMMON: dict[str, dict[str, Any]] = {
-    "train_val": {
-        "duration_s": (1.0, 2.0),
-        "peak": (0.5, 0.9),
-        "background_noise": "white",
-        "snr_db": {"easy": (30.0, 40.0), "medium": (18.0, 24.0), "hard": (10.0, 14.0)},
-    },
-    "test": {
-        "duration_s": (1.0, 2.0),
-        "peak": (0.25, 0.5),
-        "background_noise": "pink",
-        "snr_db": {"easy": (25.0, 30.0), "medium": (15.0, 20.0), "hard": (9.0, 12.0)},
-    },
-}
-
-# Formants (Hz) of the synthetic vowels: classic adult averages (Peterson and Barney style).
-FORMANTS: dict[str, tuple[float, float, float]] = {
-    "ah": (730.0, 1090.0, 2440.0),
-    "ee": (270.0, 2290.0, 3010.0),
-    "oo": (300.0, 870.0, 2240.0),
-    "eh": (530.0, 1840.0, 2480.0),
-    "oh": (570.0, 840.0, 2410.0),
-    "uh": (520.0, 1190.0, 2390.0),
-}
-_SCHWA = (500.0, 1500.0, 2500.0)
-
-
-def _scaled(ranges: Mapping[str, Any], factor: float) -> dict[str, tuple[float, float]]:
-    return {k: (round(lo * factor, 4), round(hi * factor, 4)) for k, (lo, hi) in ranges.items()}
-
-
-_NOTE_LOW = {"easy": (150.0, 250.0), "medium": (250.0, 330.0), "hard": (330.0, 420.0)}
-_NOTE_HIGH = {"easy": (1000.0, 1600.0), "medium": (650.0, 950.0), "hard": (500.0, 620.0)}
-_IOI_FAST = {"easy": (0.10, 0.13), "medium": (0.14, 0.17), "hard": (0.18, 0.205)}
-_IOI_SLOW = {"easy": (0.40, 0.50), "medium": (0.30, 0.36), "hard": (0.25, 0.28)}
-_F0_MAN = {"easy": (90.0, 125.0), "medium": (120.0, 140.0), "hard": (135.0, 150.0)}
-_F0_WOMAN = {"easy": (200.0, 260.0), "medium": (170.0, 200.0), "hard": (160.0, 172.0)}
-
-# Per-sub-category parameters in the train/val regime and the shifted test regime. Keys by difficulty, and by
-# answer for parameters that carry the label. Written to world.json so that the shift is documented exactly.
-PARAMS: dict[str, dict[str, dict[str, Any]]] = {
-    "beep_count": {
-        "train_val": {
-            "tone_hz": (700.0, 1300.0),
-            "harmonics": [1.0],
-            "beep_s": {"easy": (0.10, 0.15), "medium": (0.07, 0.10), "hard": (0.05, 0.07)},
-            "gap_s": {"easy": (0.15, 0.25), "medium": (0.08, 0.14), "hard": (0.045, 0.07)},
-            "beep_level": {"easy": (1.0, 1.0), "medium": (0.7, 1.0), "hard": (0.5, 1.0)},
-        },
-        "test": {
-            "tone_hz": (1600.0, 2600.0),
-            "harmonics": [1.0, 0.0, 0.33, 0.0, 0.2],
-            "beep_s": {"easy": (0.10, 0.15), "medium": (0.07, 0.10), "hard": (0.05, 0.07)},
-            "gap_s": {"easy": (0.15, 0.25), "medium": (0.08, 0.14), "hard": (0.045, 0.07)},
-            "beep_level": {"easy": (1.0, 1.0), "medium": (0.7, 1.0), "hard": (0.5, 1.0)},
-        },
-    },
-    "noise_colour": {
-        # PSD ~ f^-alpha: white alpha 0, brown alpha 2; the boundary is alpha 1 (pink, never an answer).
-        "train_val": {
-            "alpha": {
-                "white": {"easy": (0.0, 0.2), "medium": (0.3, 0.55), "hard": (0.55, 0.8)},
-                "brown": {"easy": (1.8, 2.0), "medium": (1.45, 1.7), "hard": (1.2, 1.45)},
-            },
-            "bursts": None,
-        },
-        "test": {
-            "alpha": {
-                "white": {"easy": (0.0, 0.2), "medium": (0.3, 0.55), "hard": (0.55, 0.8)},
-                "brown": {"easy": (1.8, 2.0), "medium": (1.45, 1.7), "hard": (1.2, 1.45)},
-            },
-            "bursts": {"count": (2, 4), "burst_s": (0.2, 0.4), "min_gap_s": 0.08},
-        },
-    },
-    "loudness_trend": {
-        "train_val": {
-            "carrier": "tone",
-            "carrier_hz": (300.0, 900.0),
-            "shape": "linear",
-            "change_db": {"easy": (20.0, 30.0), "medium": (10.0, 16.0), "hard": (5.0, 8.0)},
-        },
-        "test": {
-            "carrier": "two_tone",
-            "carrier_hz": (900.0, 1600.0),
-            "shape": "sigmoid",
-            "sigmoid_centre": (0.35, 0.65),
-            "sigmoid_width": (0.06, 0.15),
-            "change_db": {"easy": (20.0, 30.0), "medium": (10.0, 16.0), "hard": (5.0, 8.0)},
-        },
-    },
-    "note_height": {
-        "train_val": {
-            "freq_hz": {"low": _NOTE_LOW, "high": _NOTE_HIGH},
-            "harmonics": [1.0],
-            "envelope": "sustained",
-        },
-        "test": {
-            "freq_hz": {"low": _scaled(_NOTE_LOW, 0.8), "high": _scaled(_NOTE_HIGH, 1.2)},
-            "harmonics": [1.0, 0.5, 0.25],
-            "envelope": "plucked",
-            "decay_s": (0.3, 0.6),
-        },
-    },
-    "tempo": {
-        "train_val": {
-            "click": "tone",
-            "click_hz": (1500.0, 2500.0),
-            "ioi_s": {"fast": _IOI_FAST, "slow": _IOI_SLOW},
-            "jitter": {"easy": 0.0, "medium": 0.03, "hard": 0.06},
-        },
-        "test": {
-            "click": "noise",
-            "ioi_s": {"fast": _scaled(_IOI_FAST, 0.9), "slow": _scaled(_IOI_SLOW, 1.15)},
-            "jitter": {"easy": 0.0, "medium": 0.03, "hard": 0.06},
-        },
-    },
-    "timbre": {
-        "train_val": {
-            "f0_hz": (250.0, 500.0),
-            "flute_h2": {"easy": (0.0, 0.0), "medium": (0.03, 0.08), "hard": (0.08, 0.15)},
-            "trumpet_harmonics": {"easy": 12, "medium": 7, "hard": 4},
-            "trumpet_rolloff": {"easy": (0.7, 0.9), "medium": (1.1, 1.3), "hard": (1.5, 1.7)},
-            "vibrato": None,
-        },
-        "test": {
-            "f0_hz": (500.0, 800.0),
-            "flute_h2": {"easy": (0.0, 0.0), "medium": (0.03, 0.08), "hard": (0.08, 0.15)},
-            "trumpet_harmonics": {"easy": 12, "medium": 7, "hard": 4},
-            "trumpet_rolloff": {"easy": (0.7, 0.9), "medium": (1.1, 1.3), "hard": (1.5, 1.7)},
-            "vibrato": {"rate_hz": (5.0, 6.0), "depth": (0.005, 0.015)},
-        },
-    },
-    "vowel": {
-        "train_val": {
-            "f0_hz": (100.0, 240.0),
-            "tract_scale": (0.95, 1.05),
-            "toward_schwa": {"easy": (0.0, 0.1), "medium": (0.2, 0.35), "hard": (0.4, 0.55)},
-            "bandwidth_hz": {"easy": (50.0, 80.0), "medium": (80.0, 120.0), "hard": (120.0, 180.0)},
-        },
-        "test": {
-            "f0_hz": (200.0, 300.0),
-            "tract_scale": (1.12, 1.22),
-            "toward_schwa": {"easy": (0.0, 0.1), "medium": (0.2, 0.35), "hard": (0.4, 0.55)},
-            "bandwidth_hz": {"easy": (50.0, 80.0), "medium": (80.0, 120.0), "hard": (120.0, 180.0)},
-        },
-    },
-    "speaker": {
-        "train_val": {
-            "f0_hz": {"man": _F0_MAN, "woman": _F0_WOMAN},
-            "vowels": ["ah", "ee", "oo"],
-            "tract_scale": (0.95, 1.05),
-        },
-        "test": {
-            "f0_hz": {"man": _scaled(_F0_MAN, 0.9), "woman": _scaled(_F0_WOMAN, 1.1)},
-            "vowels": ["eh", "oh", "uh"],
-            "tract_scale": (0.95, 1.05),
-        },
-    },
-    "syllable_count": {
-        "train_val": {
-            "f0_hz": (100.0, 240.0),
-            "vowels": ["ah", "ee", "oo"],
-            "syllable_s": (0.18, 0.3),
-            "gap_s": {"easy": (0.12, 0.2), "medium": (0.07, 0.12), "hard": (0.05, 0.08)},
-            "floor_db": {"easy": None, "medium": -20.0, "hard": -12.0},
-        },
-        "test": {
-            "f0_hz": (170.0, 260.0),
-            "vowels": ["eh", "oh", "uh"],
-            "syllable_s": (0.12, 0.2),
-            "gap_s": {"easy": (0.12, 0.2), "medium": (0.07, 0.12), "hard": (0.05, 0.08)},
-            "floor_db": {"easy": None, "medium": -20.0, "hard": -12.0},
-        },
-    },
-}
-
-
-# ------------------------------------------------------------------------------------------------ synthesis helpers
-
-
-def _u(rng: np.random.Generator, bounds: Sequence[float]) -> float:
-    lo, hi = bounds
-    return float(lo) if lo == hi else float(rng.uniform(lo, hi))
-
-
-def _n(seconds: float) -> int:
-    return int(round(seconds * SAMPLE_RATE))
-
-
-def _duration(rng: np.random.Generator, regime: str, minimum: float = 0.0) -> int:
-    lo, hi = COMMON[regime]["duration_s"]
-    # Content that needs more time than the lower bound shortens the range; never past the 2 s window.
-    return min(_n(_u(rng, (max(lo, minimum), hi))), _n(MAX_SECONDS))
-
-
-def _fades(n: int, attack_s: float, release_s: float) -> np.ndarray:
-    """Raised-cosine attack and release: hard edges would splash energy over the whole spectrum (clicks)."""
-    env = np.ones(n)
-    a, r = min(_n(attack_s), n // 2), min(_n(release_s), n // 2)
-    if a > 0:
-        env[:a] = 0.5 - 0.5 * np.cos(np.pi * np.arange(a) / a)
-    if r > 0:
-        env[n - r :] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, r + 1) / r)
-    return env
-
-
-def _harmonic_tone(freq: np.ndarray | float, n: int, amps: Sequence[float], phase0: float = 0.0) -> np.ndarray:
-    """A sum of harmonics of ``freq`` (constant or a per-sample contour), dropping those above 7.5 kHz (aliasing)."""
-    f = np.broadcast_to(np.asarray(freq, dtype=float), (n,))
-    phase = 2 * np.pi * np.cumsum(f) / SAMPLE_RATE + phase0
-    top = float(f.max())
-    out = np.zeros(n)
-    for k, a in enumerate(amps, start=1):
-        if a and k * top < 7500.0:
-            out += a * np.sin(k * phase)
-    return out
-
-
-def _fast_len(m: int) -> int:
-    """Smallest 2^a * 3^b * 5^c >= m: FFTs of arbitrary (e.g. prime) lengths are up to 50x slower."""
-    best = 1 << max(m - 1, 1).bit_length()
-    p3 = 1
-    while p3 < best:
-        p35 = p3
-        while p35 < best:
-            size = p35 * (1 << max(0, (m - 1) // p35).bit_length())
-            best = min(best, size)
-            p35 *= 5
-        p3 *= 3
-    return best
-
-
-def _coloured_noise(rng: np.random.Generator, n: int, alpha: float) -> np.ndarray:
-    """Gaussian noise with power spectral density ~ f^-alpha (0 white, 1 pink, 2 brown), unit RMS, no DC."""
-    size = _fast_len(n)  # shaped circularly at a fast FFT length, then cut: stationary noise does not mind
-    spec = np.fft.rfft(rng.standard_normal(size))
-    freqs = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
-    # Below 20 Hz the slope is held flat: a true 1/f^2 would put almost all energy in inaudible drift.
-    gain = (np.maximum(freqs, 20.0) / 1000.0) ** (-alpha / 2.0)
-    gain[0] = 0.0
-    x = np.fft.irfft(spec * gain, size)[:n]
-    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
-
-
-def _add_noise(rng: np.random.Generator, x: np.ndarray, regime: str, difficulty: str) -> np.ndarray:
-    common = COMMON[regime]
-    snr_db = _u(rng, common["snr_db"][difficulty])
-    alpha = 0.0 if common["background_noise"] == "white" else 1.0
-    rms = np.sqrt(np.mean(x**2)) + 1e-12
-    return x + _coloured_noise(rng, len(x), alpha) * rms * 10 ** (-snr_db / 20.0)
-
-
-def _resonator_response(freqs: np.ndarray, centre: float, bandwidth: float) -> np.ndarray:
-    """Frequency response of a two-pole (Klatt) resonator, unit gain at DC."""
-    r = np.exp(-np.pi * bandwidth / SAMPLE_RATE)
-    c = 2 * r * np.cos(2 * np.pi * centre / SAMPLE_RATE)
-    z1 = np.exp(-2j * np.pi * freqs / SAMPLE_RATE)
-    return (1 - c + r * r) / (1 - c * z1 + r * r * z1 * z1)
-
-
-def _voice(n: int, f0: np.ndarray, formants: Sequence[float], bandwidths: Sequence[float]) -> np.ndarray:
-    """A source-filter vowel: glottal pulse train at the f0 contour through cascaded formant resonators.
-
-    Filtering is done in the frequency domain (numpy has no IIR filter and a Python sample loop would be ~100x
-    slower); the 60 ms of zero padding absorbs the resonators' ring-out so nothing wraps around.
-    """
-    size = _fast_len(n + _n(0.06))
-    phase = np.cumsum(f0) / SAMPLE_RATE
-    pulses = np.zeros(size)
-    pulses[1:n][np.diff(np.floor(phase)) > 0] = 1.0
-    spec = np.fft.rfft(pulses)
-    freqs = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
-    # Glottal roll-off (-12 dB/octave) plus lip radiation (+6 dB/octave): -6 dB/octave above about 150 Hz.
-    shape = 1.0 / np.sqrt(1.0 + (freqs / 150.0) ** 2)
-    for fc, bw in zip(formants, bandwidths, strict=True):
-        shape = shape * _resonator_response(freqs, fc, bw)
-    shape[freqs < 50.0] = 0.0  # the pulse train's DC and sub-audio drift carry no speech information
-    return np.fft.irfft(spec * shape, size)[:n]
-
-
-def _formants(vowel: str, toward_schwa: float, scale: float) -> list[float]:
-    return [scale * ((1 - toward_schwa) * v + toward_schwa * s) for v, s in zip(FORMANTS[vowel], _SCHWA, strict=True)]
-
-
-def _f0_contour(rng: np.random.Generator, n: int, f0: float, declination: float = 0.08) -> np.ndarray:
-    """A speech-like f0 track: a slow fall over the utterance plus a small random wobble."""
-    t = np.arange(n) / SAMPLE_RATE
-    fall = 1.0 - _u(rng, (0.0, declination)) * t / max(t[-1], 1e-9)
-    wobble = 1.0 + 0.01 * np.sin(2 * np.pi * _u(rng, (3.0, 6.0)) * t + _u(rng, (0.0, 2 * np.pi)))
-    return f0 * fall * wobble
-
-
-# ------------------------------------------------------------------------------------------------ the nine sub-tasks
-
-
-def _beep_count(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["beep_count"][regime]
-    count = SPECS["beep_count"].labels.index(label) + 1
-    beeps = [_u(rng, p["beep_s"][difficulty]) for _ in range(count)]
-    gaps = [_u(rng, p["gap_s"][difficulty]) for _ in range(count - 1)]
-    total = sum(beeps) + sum(gaps)
-    n = _duration(rng, regime, minimum=total + 0.15)
-    x = np.zeros(n)
-    freq = _u(rng, p["tone_hz"])
-    t = _n(_u(rng, (0.05, n / SAMPLE_RATE - total - 0.05)))
-    for i, b in enumerate(beeps):
-        m = _n(b)
-        level = _u(rng, p["beep_level"][difficulty])
-        x[t : t + m] += level * _harmonic_tone(freq, m, p["harmonics"]) * _fades(m, 0.005, 0.005)
-        t += m + (_n(gaps[i]) if i < len(gaps) else 0)
-    return _add_noise(rng, x, regime, difficulty)
-
-
-def _noise_colour(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["noise_colour"][regime]
-    n = _duration(rng, regime)
-    x = _coloured_noise(rng, n, _u(rng, p["alpha"][label][difficulty]))
-    bursts = p["bursts"]
-    if bursts is None:
-        return x * _fades(n, 0.02, 0.02)
-    # Bursts separated by silence: place them one after another with random gaps that fit the clip.
-    k = int(rng.integers(bursts["count"][0], bursts["count"][1] + 1))
-    lengths = [_u(rng, bursts["burst_s"]) for _ in range(k)]
-    while sum(lengths) + (k + 1) * bursts["min_gap_s"] > n / SAMPLE_RATE:
-        lengths = [0.85 * s for s in lengths]
-    slack = n / SAMPLE_RATE - sum(lengths) - (k + 1) * bursts["min_gap_s"]
-    extra = rng.dirichlet(np.ones(k + 1)) * slack
-    env = np.zeros(n)
-    t = 0.0
-    for i, s in enumerate(lengths):
-        t += bursts["min_gap_s"] + float(extra[i])
-        a, m = _n(t), _n(s)
-        env[a : a + m] = _fades(m, 0.02, 0.02)[: len(env[a : a + m])]
-        t += s
-    return x * env
-
-
-def _loudness_trend(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["loudness_trend"][regime]
-    n = _duration(rng, regime)
-    f = _u(rng, p["carrier_hz"])
-    phase = _u(rng, (0.0, 2 * np.pi))
-    carrier = _harmonic_tone(f, n, [1.0], phase)
-    if p["carrier"] == "two_tone":
-        carrier = carrier + 0.7 * _harmonic_tone(1.5 * f, n, [1.0], phase)
-    sign = 1.0 if label == "louder" else -1.0
-    change = _u(rng, p["change_db"][difficulty])
-    s = np.arange(n) / n
-    if p["shape"] == "linear":
-        level_db = sign * change * (s - 0.5)
-    else:
-        centre, width = _u(rng, p["sigmoid_centre"]), _u(rng, p["sigmoid_width"])
-        level_db = sign * change * (1.0 / (1.0 + np.exp(-(s - centre) / width)) - 0.5)
-    x = carrier * 10 ** (level_db / 20.0) * _fades(n, 0.01, 0.01)
-    return _add_noise(rng, x, regime, difficulty)
-
-
-def _note_height(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["note_height"][regime]
-    n = _duration(rng, regime)
-    f = _u(rng, p["freq_hz"][label][difficulty])
-    start, stop = _n(_u(rng, (0.02, 0.12))), n - _n(_u(rng, (0.02, 0.12)))
-    m = stop - start
-    note = _harmonic_tone(f, m, p["harmonics"], _u(rng, (0.0, 2 * np.pi)))
-    if p["envelope"] == "sustained":
-        env = _fades(m, 0.02, 0.05)
-    else:
-        env = np.exp(-np.arange(m) / SAMPLE_RATE / _u(rng, p["decay_s"])) * _fades(m, 0.005, 0.02)
-    x = np.zeros(n)
-    x[start:stop] = note * env
-    return _add_noise(rng, x, regime, difficulty)
-
-
-def _tempo(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["tempo"][regime]
-    n = _duration(rng, regime)
-    ioi = _u(rng, p["ioi_s"][label][difficulty])
-    jitter = p["jitter"][difficulty]
-    m = _n(0.06)
-    decay = np.exp(-np.arange(m) / SAMPLE_RATE / (0.025 if p["click"] == "tone" else 0.015))
-    click_hz = _u(rng, p["click_hz"]) if p["click"] == "tone" else 0.0
-    x = np.zeros(n)
-    t = _u(rng, (0.02, min(0.1, ioi / 2)))
-    while _n(t) + m <= n:
-        if p["click"] == "tone":
-            click = _harmonic_tone(click_hz, m, [1.0])
-        else:
-            click = rng.standard_normal(m) * 0.5
-        x[_n(t) : _n(t) + m] += click * decay * _fades(m, 0.002, 0.005)
-        t += ioi * (1.0 + jitter * float(rng.standard_normal()))
-    return _add_noise(rng, x, regime, difficulty)
-
-
-def _timbre(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["timbre"][regime]
-    n = _duration(rng, regime)
-    f0 = _u(rng, p["f0_hz"])
-    if label == "flute":
-        amps = [1.0, _u(rng, p["flute_h2"][difficulty])]
-    else:
-        rolloff = _u(rng, p["trumpet_rolloff"][difficulty])
-        amps = [k ** (-rolloff) for k in range(1, p["trumpet_harmonics"][difficulty] + 1)]
-    freq: np.ndarray | float = f0
-    if p["vibrato"] is not None:
-        t = np.arange(n) / SAMPLE_RATE
-        rate, depth = _u(rng, p["vibrato"]["rate_hz"]), _u(rng, p["vibrato"]["depth"])
-        freq = f0 * (1.0 + depth * np.sin(2 * np.pi * rate * t))
-    x = _harmonic_tone(freq, n, amps, _u(rng, (0.0, 2 * np.pi))) * _fades(n, 0.04, 0.06)
-    return _add_noise(rng, x, regime, difficulty)
-
-
-def _vowel(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["vowel"][regime]
-    n = _duration(rng, regime)
-    formants = _formants(label, _u(rng, p["toward_schwa"][difficulty]), _u(rng, p["tract_scale"]))
-    bw = _u(rng, p["bandwidth_hz"][difficulty])
-    x = _voice(n, _f0_contour(rng, n, _u(rng, p["f0_hz"])), formants, [bw, 1.3 * bw, 1.8 * bw])
-    return _add_noise(rng, x * _fades(n, 0.04, 0.08), regime, difficulty)
-
-
-def _speaker(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["speaker"][regime]
-    n = _duration(rng, regime)
-    vowel = p["vowels"][int(rng.integers(len(p["vowels"])))]
-    formants = _formants(vowel, 0.0, _u(rng, p["tract_scale"]))
-    f0 = _f0_contour(rng, n, _u(rng, p["f0_hz"][label][difficulty]), declination=0.05)
-    x = _voice(n, f0, formants, [80.0, 100.0, 150.0])
-    return _add_noise(rng, x * _fades(n, 0.04, 0.08), regime, difficulty)
-
-
-def _syllable_count(rng: np.random.Generator, label: str, difficulty: str, regime: str) -> np.ndarray:
-    p = PARAMS["syllable_count"][regime]
-    count = SPECS["syllable_count"].labels.index(label) + 1
-    sylls = [_u(rng, p["syllable_s"]) for _ in range(count)]
-    gaps = [_u(rng, p["gap_s"][difficulty]) for _ in range(count - 1)]
-    total = sum(sylls) + sum(gaps)
-    n = _duration(rng, regime, minimum=total + 0.15)
-    vowel = p["vowels"][int(rng.integers(len(p["vowels"])))]
-    x = _voice(n, _f0_contour(rng, n, _u(rng, p["f0_hz"])), _formants(vowel, 0.0, 1.0), [80.0, 100.0, 150.0])
-    start = _n(_u(rng, (0.05, n / SAMPLE_RATE - total - 0.05)))
-    env = np.zeros(n)
-    # Between syllables the voice dips to the floor level (medium/hard) or stops (easy): the dip is the cue.
-    floor = 0.0 if p["floor_db"][difficulty] is None else 10 ** (p["floor_db"][difficulty] / 20.0)
-    env[start : start + _n(total)] = floor
-    t = start
-    for i, s in enumerate(sylls):
-        m = _n(s)
-        bump = np.sin(np.pi * (np.arange(m) + 0.5) / m) ** 0.7  # a rounded syllable nucleus
-        env[t : t + m] = np.maximum(env[t : t + m], bump[: len(env[t : t + m])])
-        t += m + (_n(gaps[i]) if i < len(gaps) else 0)
-    return _add_noise(rng, x * env, regime, difficulty)
-
-
-_SYNTH = {
-    "beep_count": _beep_count,
-    "noise_colour": _noise_colour,
-    "loudness_trend": _loudness_trend,
-    "note_height": _note_height,
-    "tempo": _tempo,
-    "timbre": _timbre,
-    "vowel": _vowel,
-    "speaker": _speaker,
-    "syllable_count": _syllable_count,
-}
-
-
-def make_clip(
-    sub_category: str, label: str, difficulty: str, rng: np.random.Generator, *, split: str = "train"
-) -> np.ndarray:
-    """Synthesise one clip (float32, 16 kHz, at most 2 s) whose correct answer is ``label``.
-
-    ``split="test"`` uses the shifted (out-of-distribution) parameters; "train" and "val" share the same ones.
-    """
-    if label not in SPECS[sub_category].labels:
-        raise ValueError(f"{label!r} is not an answer of {sub_category!r}: {SPECS[sub_category].labels}")
-    if difficulty not in DIFFICULTIES:
-        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
-    regime = _REGIME[split]
-    x = _SYNTH[sub_category](rng, label, difficulty, regime)
-    peak = float(np.max(np.abs(x))) or 1.0
-    return (x * (_u(rng, COMMON[regime]["peak"]) / peak)).astype(np.float32)
-
 
 # ------------------------------------------------------------------------------------------------ world generation
 
@@ -856,8 +123,7 @@ class _Slot:
     sub_category: str
     label: str
     difficulty: str
-    position: int  # index of the answer among the choices (train/val); test draws it per item
-    n_choices: int
+    position: int  # index of the answer among the choices
     video: bool
 
 
@@ -868,7 +134,12 @@ def _balanced(rng: np.random.Generator, values: Sequence[Any], n: int) -> list[A
 
 
 def _plan(seed: int, split: str, n: int) -> list[_Slot]:
-    """Balanced assignment of task, sub-category, answer, difficulty, answer position and phrasing kind."""
+    """Balanced assignment of task, sub-category, answer, difficulty, answer position and phrasing kind.
+
+    Within each sub-category the answers, the difficulties and the answer positions are each balanced (counts
+    differ by at most one): no answer and no position is more likely than another, which is what leaves a
+    text-only policy at chance.
+    """
     rng = np.random.default_rng([seed, _SPLIT_CODE[split]])
     tasks = _balanced(rng, TASKS, n)
     subs: list[str] = [""] * n
@@ -878,34 +149,31 @@ def _plan(seed: int, split: str, n: int) -> list[_Slot]:
             subs[i] = s
     labels: list[str] = [""] * n
     diffs: list[str] = [""] * n
+    positions: list[int] = [0] * n
     for name, spec in SPECS.items():
         idx = [i for i in range(n) if subs[i] == name]
-        for i, lab, d in zip(
-            idx, _balanced(rng, spec.labels, len(idx)), _balanced(rng, DIFFICULTIES, len(idx)), strict=True
+        k = len(spec.labels)
+        for i, lab, d, pos in zip(
+            idx,
+            _balanced(rng, spec.labels, len(idx)),
+            _balanced(rng, DIFFICULTIES, len(idx)),
+            _balanced(rng, range(k), len(idx)),
+            strict=True,
         ):
-            labels[i], diffs[i] = lab, d
+            labels[i], diffs[i], positions[i] = lab, d, pos
     if split == "test":
-        counts = _balanced(rng, TEST_CHOICE_COUNTS, n)
-        positions = [-1] * n
         videos = [False] * n
     else:
-        counts = [AVQA_CHOICES] * n
-        positions = _balanced(rng, range(AVQA_CHOICES), n)
         n_video = int(round(VIDEO_FRACTION * n))
         videos = [bool(v) for v in _balanced(rng, [True] * n_video + [False] * (n - n_video), n)] if n else []
-    return [_Slot(subs[i], labels[i], diffs[i], positions[i], counts[i], videos[i]) for i in range(n)]
+    return [_Slot(subs[i], labels[i], diffs[i], positions[i], videos[i]) for i in range(n)]
 
 
-def _choices(rng: np.random.Generator, spec: SubCategory, label: str, k: int, position: int) -> list[str]:
-    """``k`` choices with ``label`` at ``position``: the other real answers first (so a binary question always
-    offers both of its answers), then distractors."""
+def _choices(rng: np.random.Generator, spec: SubCategory, label: str, position: int) -> list[str]:
+    """Every answer of the sub-category, ``label`` at ``position`` and the others in random order."""
     others = [w for w in spec.labels if w != label]
     rng.shuffle(others)
-    pads = list(spec.distractors)
-    rng.shuffle(pads)
-    wrong = (others + pads)[: k - 1]
-    rng.shuffle(wrong)
-    return wrong[:position] + [label] + wrong[position:]
+    return others[:position] + [label] + others[position:]
 
 
 def _test_id(seed: int, index: int) -> str:
@@ -916,14 +184,10 @@ def _item(seed: int, split: str, index: int, slot: _Slot) -> tuple[dict[str, Any
     """One record, its waveform and the wav path relative to the split directory."""
     rng = np.random.default_rng([seed, _SPLIT_CODE[split], index + 1])
     spec = SPECS[slot.sub_category]
-    if split == "test":
-        question = spec.test[int(rng.integers(len(spec.test)))]
-        position = int(rng.integers(slot.n_choices))
-    else:
-        pool = spec.video if slot.video else spec.train
-        question = pool[int(rng.integers(len(pool)))]
-        position = slot.position
-    choices = _choices(rng, spec, slot.label, slot.n_choices, position)
+    pool = spec.test if split == "test" else spec.video if slot.video else spec.train
+    question = pool[int(rng.integers(len(pool)))]
+    position = slot.position
+    choices = _choices(rng, spec, slot.label, position)
     wave = make_clip(slot.sub_category, slot.label, slot.difficulty, rng, split=split)
     if split == "test":
         item_id = _test_id(seed, index)
@@ -964,6 +228,23 @@ def _annotation_file(split: str) -> str:
 def _dumps(obj: Any) -> str:
     # Sorted keys and a fixed indent: the same world must be byte-identical on every run.
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# Every module whose code shapes a generated world: a change to any of them must regenerate cached worlds.
+WORLD_MODULES = ("data.toy", "data.toy_world", "data.toy_synth", "data.audio")
+
+
+def world_dir(cache_root: str | Path, seed: int = 0, sizes: Mapping[str, int] | None = None) -> Path:
+    """Where the world of ``seed`` and ``sizes`` is cached under ``cache_root``: keyed by the code of
+    :data:`WORLD_MODULES` and the sizes, so that a change to the generator regenerates it."""
+    key = sources_digest(WORLD_MODULES, extra=repr(sorted((sizes or {}).items())))
+    return Path(cache_root) / f"toy-world-s{seed}-{key[:10]}"
+
+
+def ensure_world(cache_root: str | Path, seed: int = 0, sizes: Mapping[str, int] | None = None) -> Path:
+    """The cached world of ``seed`` and ``sizes``, generated first if missing (safe under concurrent callers)."""
+    return build_once(world_dir(cache_root, seed, sizes), lambda d: generate_world(d, seed=seed, sizes=sizes),
+                      done="world.json")  # fmt: skip
 
 
 def parse_sizes(text: str | None) -> dict[str, int]:
@@ -1055,7 +336,7 @@ def _manifest(seed: int, sizes: Mapping[str, int], records: Mapping[str, list[di
                 name: {
                     "category": SPECS[name].category,
                     "answers": list(SPECS[name].labels),
-                    "distractors": list(SPECS[name].distractors),
+                    "captions": list(SPECS[name].captions),
                     "templates": {
                         "train": list(SPECS[name].train),
                         "video": list(SPECS[name].video),
@@ -1068,15 +349,15 @@ def _manifest(seed: int, sizes: Mapping[str, int], records: Mapping[str, list[di
         },
         "shift": {
             "summary": (
-                "test only: held-out question templates; 2-5 choices (balanced) instead of 4; lower peak level; "
+                "test only: held-out question templates; lower peak level; "
                 "pink instead of white background noise at lower SNR; per sub-category parameter shifts below "
                 "(train_val = train and val, test = test)"
             ),
             "common": COMMON,
             "per_sub_category": PARAMS,
-            "choices": {"train": AVQA_CHOICES, "val": AVQA_CHOICES, "test": list(TEST_CHOICE_COUNTS)},
             "video_phrasing_fraction": {"train": VIDEO_FRACTION, "val": VIDEO_FRACTION, "test": 0.0},
         },
+        "choices": "every answer of the sub-category, answers and answer positions balanced per split",
         "counts": {split: counts(split) for split in SPLITS},
         "chance": {split: chance_accuracy(records[split]) for split in SPLITS},
     }
@@ -1094,11 +375,11 @@ def question_texts(split: str) -> list[str]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if split == "test":
-        return [q for s in _SPEC_LIST for q in s.test]
+        return [q for s in SPECS.values() for q in s.test]
     from data.avqa import rewrite_question
 
-    texts = [q for s in _SPEC_LIST for q in (*s.train, *s.video)]
-    texts += [rewrite_question(q, mode) for s in _SPEC_LIST for q in s.video for mode in ("original", "correct")]
+    texts = [q for s in SPECS.values() for q in (*s.train, *s.video)]
+    texts += [rewrite_question(q, mode) for s in SPECS.values() for q in s.video for mode in ("original", "correct")]
     return list(dict.fromkeys(texts))  # de-duplicated, order kept
 
 

@@ -44,18 +44,9 @@ import numpy as np
 
 from data.audio import SAMPLE_RATE
 from data.io import write_text_atomic
-from data.toy import (
-    DIFFICULTIES,
-    SPECS,
-    SPLITS,
-    _annotation_file,
-    _fast_len,
-    _plan,
-    _tokens,
-    chance_accuracy,
-    generate_world,
-    parse_sizes,
-)
+from data.toy import _annotation_file, _plan, _tokens, chance_accuracy, generate_world, parse_sizes
+from data.toy_synth import _fast_len
+from data.toy_world import DIFFICULTIES, SPECS, SPLITS
 
 __all__ = [
     "MAX_TEXT_MARGIN_POINTS",

@@ -1,22 +1,32 @@
 """The toy "instruct" corpus: what turns the random tiny model into a toy Qwen2-Audio-*Instruct* before any experiment.
 
-The real study starts from an instruction-tuned model that already answers in the requested format and picks one of
-the listed options, at about chance level on MMAU for a model of its kind and with some weak, audio-dependent
-preferences. A random tiny model does none of this, so GRPO would get no reward signal at all (notes section 9).
-This corpus, used only to build the base model (``experiments/toy_base.py``), teaches exactly that and no more:
+The real study starts from an instruction-tuned model that perceives audio (it can caption a clip) and answers in
+the requested format, but answers the benchmark's questions imperfectly: post-training has something to elicit.
+A random tiny model does none of this, and on a world where text cannot answer, GRPO would get no reward signal
+(notes section 9). This corpus, used only to build the base model (``experiments/toy_base.py``), teaches the two
+abilities and never the benchmark's question-to-answer mapping:
 
-- **format and option copying** (85% of items by default): generic multiple-choice questions ("Which option fits
-  the clip?") whose options are drawn from the toy answer words (so the words GRPO will need are the ones the base
-  learned to copy), with a *random* correct option: the audio carries no information, so the base learns the form,
-  never the tasks;
-- **a weak audio primer** (15%): clips of the toy world's own sub-categories (train-distribution parameters, fresh
-  random clips, never the train split's files) with the sub-category's answers as options, labelled correctly
-  only half of the time (else a random option). This leaves a faint audio-dependent preference for GRPO to amplify,
-  the way the real Instruct model's pre-training does; without it, GRPO on a tiny model collapses onto one answer
-  per question type (notes section 9).
+- **perception: captions** (``caption_fraction``, 30% by default): fresh clips of the toy world's sound kinds
+  (never the world's own files) with an open question ("Describe the sound.")
+  answered by the clip's caption in words ("three beeps", "a low note", "a woman speaking"; ``CAPTIONS`` in
+  :mod:`data.toy_world`). No options, no benchmark phrasing.
+- **format: generic multiple choice** (the rest): a generic question ("Which option fits the clip?") with options
+  drawn from the toy answer words, 75% of the time (``own_options_fraction``) exactly the answers of the clip's
+  own sub-category, as the benchmark offers them. The right option is drawn at random, so these items teach the
+  answer format and naming one of the listed options; except that with probability ``own_correct`` (10%) the
+  clip's own answer is made the right one. That faint signal, with the captions, is the base's latent skill: its
+  argmax is right, but 90% of the labels it sees on such items are noise.
+- **both acoustic regimes** (``shifted_fraction``, 50%): half of the clips use the test split's shifted
+  parameters (pink background noise, lower level, other timbres; fresh clips, never the test files), because the
+  real Instruct model had heard sounds like MMAU's before any post-training. The benchmark's question phrasings
+  and its train/val/test files never appear.
 
-Each item is rendered with one of the three prompts (deterministically by id): Prompt <1> with the bare choice as
-target, Prompt <2> with ``<answer>X</answer>``, Prompt <3> with a short generic thought then the answer.
+On the benchmark the base lands above chance but far below what post-training reaches (README, "The toy base").
+The corpus never uses the benchmark's question phrasings; no item of it is an item of the world.
+
+Each multiple-choice item is rendered with one of the three prompts (deterministically by id): Prompt <1> with the
+bare choice as target, Prompt <2> with ``<answer>X</answer>``, Prompt <3> with a short generic thought then the
+answer. Captions use the open prompt (the question alone, answered in words; ``data.prompts.OPEN_PROMPT``).
 
     python -m data.toy_instruct --out /tmp/instruct --n 400
 """
@@ -30,8 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from data.audio import write_wav
+from data.prompts import OPEN_PROMPT
 from data.schema import Item
-from data.toy import ANSWER_WORDS, DIFFICULTIES, SPECS, make_clip
+from data.toy_synth import make_clip
+from data.toy_world import ANSWER_WORDS, CAPTIONS, DIFFICULTIES, SPECS
 
 GENERIC_QUESTIONS = (
     "Which option fits the clip?",
@@ -42,6 +54,12 @@ GENERIC_QUESTIONS = (
     "Which of these describes the recording?",
     "Listen and pick one answer.",
     "Which word goes with this sound?",
+)
+CAPTION_QUESTIONS = (
+    "Describe the sound.",
+    "What do you hear?",
+    "Describe the clip in a few words.",
+    "What is this sound?",
 )
 THOUGHTS = (
     "I listen to the clip and compare it with the options.",
@@ -57,7 +75,10 @@ def _stable(text: str) -> int:
 
 
 def prompt_for(item: Item) -> str:
-    """Which prompt an instruct item is trained with (a third each, fixed by the id)."""
+    """Which prompt an instruct item is trained with: the open prompt for a caption, else a third each of p1-p3
+    (fixed by the id)."""
+    if not item.choices:
+        return OPEN_PROMPT
     return PROMPT_MIX[_stable(item.id) % len(PROMPT_MIX)]
 
 
@@ -67,35 +88,45 @@ def thought_for(item: Item) -> str:
 
 def vocabulary() -> list[str]:
     """Every phrase of this corpus, for the tiny tokenizer."""
-    return [*GENERIC_QUESTIONS, *THOUGHTS]
+    return [*GENERIC_QUESTIONS, *CAPTION_QUESTIONS, *THOUGHTS, *CAPTIONS.values()]
 
 
 def instruct_items(
-    out_dir: str | Path, n: int = 4000, *, seed: int = 0, primer_fraction: float = 0.15, primer_correct: float = 0.5
+    out_dir: str | Path,
+    n: int = 4000,
+    *,
+    seed: int = 0,
+    caption_fraction: float = 0.3,
+    own_options_fraction: float = 0.75,
+    own_correct: float = 0.1,
+    shifted_fraction: float = 0.5,
 ) -> list[Item]:
     """Write ``n`` instruct clips under ``out_dir/audio`` and return their items (same seed: same files)."""
     out = Path(out_dir)
-    specs = sorted(SPECS)
+    names = sorted(SPECS)
     items: list[Item] = []
     for i in range(n):
         rng = np.random.default_rng([seed, 7919, i])
         item_id = f"instruct-{i:05d}"
-        if rng.random() < primer_fraction:
-            spec = SPECS[specs[rng.integers(len(specs))]]
-            label = str(spec.labels[rng.integers(len(spec.labels))])
-            wave = make_clip(spec.name, label, str(DIFFICULTIES[rng.integers(3)]), rng, split="train")
-            choices = list(spec.labels)
-            rng.shuffle(choices)
-            answer = label if rng.random() < primer_correct else str(choices[rng.integers(len(choices))])
-            question = str(spec.train[rng.integers(len(spec.train))])
+        spec = SPECS[names[rng.integers(len(names))]]
+        label = str(spec.labels[rng.integers(len(spec.labels))])
+        # Clips in both acoustic regimes: the base has heard sounds like the benchmark's, as the real model has.
+        regime = "test" if rng.random() < shifted_fraction else "train"
+        wave = make_clip(spec.name, label, str(DIFFICULTIES[rng.integers(3)]), rng, split=regime)
+        if rng.random() < caption_fraction:
+            question = str(CAPTION_QUESTIONS[rng.integers(len(CAPTION_QUESTIONS))])
+            choices: list[str] = []
+            answer = CAPTIONS[(spec.name, label)]
         else:
-            spec = SPECS[specs[rng.integers(len(specs))]]
-            # Any clip will do: the answer below does not depend on it.
-            wave = make_clip(spec.name, str(spec.labels[0]), "easy", rng, split="train")
-            k = int(rng.integers(2, 6))
-            choices = [str(w) for w in rng.choice(ANSWER_WORDS, size=k, replace=False)]
-            answer = choices[rng.integers(k)]
             question = str(GENERIC_QUESTIONS[rng.integers(len(GENERIC_QUESTIONS))])
+            if rng.random() < own_options_fraction:  # the clip's own answers as options, in random order
+                choices = [str(w) for w in rng.permutation(spec.labels)]
+                right = rng.random() < own_correct
+            else:  # 2-5 answer words of any sub-category
+                choices = [str(w) for w in rng.choice(ANSWER_WORDS, size=int(rng.integers(2, 6)), replace=False)]
+                right = False
+            # Format only, unless ``right``: the answer is drawn at random, the audio says nothing about it.
+            answer = label if right else choices[rng.integers(len(choices))]
         path = write_wav(out / "audio" / f"{item_id}.wav", wave)
         items.append(
             Item(
@@ -105,6 +136,12 @@ def instruct_items(
                 choices=tuple(choices),
                 answer=answer,
                 source="toy-instruct",
+                task=spec.task,
+                sub_category=spec.name,
+                record={
+                    "clip_label": label,
+                    "regime": regime,
+                },  # what the clip is; the answer may not be (format-only items)
             )  # fmt: skip
         )
     return items

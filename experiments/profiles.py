@@ -34,7 +34,6 @@ refuses less): think-then-answer outputs would otherwise be cut before their ``<
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,19 +155,16 @@ def get_profile(name: str) -> Profile:
 
 
 def toy_world_dir(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
-    """Where a toy world lives: keyed by the generator's source and sizes, so a change regenerates it."""
-    import data.toy as toy
+    """Where a toy world lives: keyed by the generator's sources and sizes, so a change regenerates it."""
+    from data import toy
 
-    digest = hashlib.sha256(Path(toy.__file__).read_bytes() + repr(sorted((sizes or {}).items())).encode())
-    return output_root() / "cache" / f"toy-world-s{seed}-{digest.hexdigest()[:10]}"
+    return toy.world_dir(output_root() / "cache", seed, sizes)
 
 
 def ensure_toy_world(seed: int = 0, sizes: dict[str, int] | None = None) -> Path:
     from data import toy
-    from data.io import build_once
 
-    return build_once(toy_world_dir(seed, sizes), lambda d: toy.generate_world(d, seed=seed, sizes=sizes),
-                      done="world.json")  # fmt: skip
+    return toy.ensure_world(output_root() / "cache", seed, sizes)
 
 
 def _toy_data(sizes: dict[str, int] | None) -> DataPaths:

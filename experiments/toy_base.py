@@ -1,23 +1,46 @@
 """The toy profile's base model: the tiny Qwen2-Audio after a short instruction tuning (a "toy Instruct").
 
 Built on first use and cached under ``outputs/cache/toy-instruct-<hash>``, the hash covering everything that
-defines it (the code of the tiny model, the toy world and the instruct corpus, and the settings below), so a change
-rebuilds it and an unchanged tree reuses it. See ``data/toy_instruct.py`` for what it is taught and why. A report
-(``base_report.json``) records its training loss and its zero-shot behaviour on the toy test split: answer-format
-rate, how often it names a listed option, and accuracy against chance.
+defines it (the code of the tiny model, the toy world, the instruct corpus, the prompts and the SFT trainer, and the
+settings below), so a change rebuilds it and an unchanged tree reuses it. See ``data/toy_instruct.py`` for what it
+is taught and why.
 
-    python -m experiments.toy_base          # build (about 3 minutes on 2 CPU cores) and print the report
+The build is **gated**: after training, the base answers the toy test split zero-shot with Prompt <2> (the
+``direct`` experiment's prompt and decoding), with real and with silent audio, and ``base_report.json`` records the
+answer-format rate, the listed-option rate (answers naming one of the offered choices), test accuracy, chance and
+silent-audio accuracy. A base that answers in the format less than 95% of the time, or names a listed option less
+than 90% of the time, gives no usable start for the study (GRPO's rewards need both): the build then fails with the
+report and is not cached.
+
+    python -m experiments.toy_base                       # build (about 4 minutes on 2 CPU cores), print the report
+    python -m experiments.toy_base --seed 1 --cache /tmp/b   # another seed, elsewhere (the robustness table)
 """
 
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from data.io import build_once, write_json_atomic
+from data.io import build_once, sources_digest, write_json_atomic
+from data.schema import DataError
+
+MIN_FORMAT_RATE = 95.0  # % of outputs with <answer>...</answer>
+MIN_LISTED_RATE = 90.0  # % of answers that name one of the offered choices
+# Every module whose code shapes the base (with the world's own, data.toy.WORLD_MODULES).
+BASE_MODULES = (
+    "data.models",
+    "data.prompts",
+    "data.schema",
+    "data.toy_instruct",
+    "trainers.sft",
+    "experiments.toy_base",
+)
+REPORT = "base_report.json"
 
 
 @dataclass(frozen=True)
@@ -26,56 +49,96 @@ class ToyBaseSpec:
     steps: int = 1500
     batch: int = 16
     learning_rate: float = 2e-3
-    primer_fraction: float = 0.15
-    primer_correct: float = 0.5
+    caption_fraction: float = 0.3
+    own_options_fraction: float = 0.75
+    own_correct: float = 0.1
+    shifted_fraction: float = 0.5
     seed: int = 0
 
 
-def _fingerprint(spec: ToyBaseSpec) -> str:
-    import data.models
-    import data.toy
-    import data.toy_instruct
-    import trainers.sft
+class BaseGateError(DataError):
+    """The built base failed the gate (format or listed-option rate too low)."""
 
-    h = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode())
-    for module in (data.models, data.toy, data.toy_instruct, trainers.sft):
-        h.update(Path(module.__file__).read_bytes())
-    h.update(Path(__file__).read_bytes())
-    return h.hexdigest()[:12]
+
+def _fingerprint(spec: ToyBaseSpec) -> str:
+    from data.toy import WORLD_MODULES
+
+    return sources_digest((*WORLD_MODULES, *BASE_MODULES), extra=json.dumps(asdict(spec), sort_keys=True))[:12]
+
+
+def base_dir(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> Path:
+    return Path(cache_root) / f"toy-instruct-{_fingerprint(spec or ToyBaseSpec())}"
 
 
 def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> Path:
-    """Path of the cached toy instruct base, building it first if needed."""
+    """Path of the cached toy instruct base, building (and gating) it first if needed."""
     spec = spec or ToyBaseSpec()
-    path = Path(cache_root) / f"toy-instruct-{_fingerprint(spec)}"
+    path = base_dir(cache_root, spec)
     if (path / "model.safetensors").exists():
         return path
     from data.models import ensure_tiny_model
+    from data.toy import ensure_world
 
     tiny = ensure_tiny_model(cache_root, seed=spec.seed)
+    world = ensure_world(cache_root)
     print(f"building the toy instruct base model (one-time, cached in {path})")
 
     def build(partial: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report = _train(tiny, Path(tmp), partial, spec)
-        write_json_atomic(partial / "base_report.json", report)
+            report.update(zero_shot_report(partial, world, partial / "zero_shot"))
+        report["gate"] = gate(report)
+        write_json_atomic(partial / REPORT, report)
+        if not report["gate"]["passed"]:
+            kept = Path(tmp_report_dir(cache_root)) / f"{path.name}.{REPORT}"
+            write_json_atomic(kept, report)
+            raise BaseGateError(
+                f"the toy base built in {path} failed its gate: {'; '.join(report['gate']['failures'])}.\n"
+                f"report: {kept}\n"
+                "fix: the base must answer in the format and name a listed option; give the instruct corpus more "
+                "steps or more multiple-choice items (ToyBaseSpec in experiments/toy_base.py), then rebuild"
+            )
 
     return build_once(path, build, done="model.safetensors")
 
 
+def tmp_report_dir(cache_root: str | Path) -> Path:
+    """Where a failed build's report is kept (the failed model itself is not cached)."""
+    out = Path(cache_root) / "failed-builds"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def gate(report: dict[str, Any]) -> dict[str, Any]:
+    failures = []
+    if report["format_rate"] < MIN_FORMAT_RATE:
+        failures.append(f"answer-format rate {report['format_rate']:.1f}% < {MIN_FORMAT_RATE:.0f}%")
+    if report["listed_option_rate"] < MIN_LISTED_RATE:
+        failures.append(f"listed-option rate {report['listed_option_rate']:.1f}% < {MIN_LISTED_RATE:.0f}%")
+    return {"min_format_rate": MIN_FORMAT_RATE, "min_listed_option_rate": MIN_LISTED_RATE,
+            "passed": not failures, "failures": failures}  # fmt: skip
+
+
 def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
     from data.models import load_model_and_processor, save_model
     from data.toy_instruct import instruct_items, prompt_for, thought_for
     from experiments.spec import TrainSpec
     from trainers.sft import build_sft_trainer, sft_arguments
 
     model, processor = load_model_and_processor(tiny, device="cpu")
-    items = instruct_items(tmp / "instruct", spec.n_items, seed=spec.seed, primer_fraction=spec.primer_fraction,
-                           primer_correct=spec.primer_correct)  # fmt: skip
+    items = instruct_items(tmp / "instruct", spec.n_items, seed=spec.seed, caption_fraction=spec.caption_fraction,
+                           own_options_fraction=spec.own_options_fraction, own_correct=spec.own_correct,
+                           shifted_fraction=spec.shifted_fraction)  # fmt: skip
     train = TrainSpec(learning_rate=spec.learning_rate, epochs=None, max_steps=spec.steps,
-                      per_device_batch=spec.batch, save_every=0, warmup_steps=0.05)  # fmt: skip
+                      per_device_batch=spec.batch, save_every=0, warmup_steps=0.05, logging_steps=10)  # fmt: skip
     args = sft_arguments(output_dir=str(tmp / "run"), train=train, seed=spec.seed, report_to=[], bf16=False)
     trainer = build_sft_trainer(model, processor, items, args=args, prompt_id=prompt_for, thought=thought_for)
+    # One bar for the build, with the running loss on it; no log dict per logging step.
+    for callback in (ProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
+    trainer.add_callback(_BuildBar())
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     model.config.use_cache = True
@@ -88,9 +151,74 @@ def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
     }
 
 
-if __name__ == "__main__":
+class _BuildBar:
+    """A ``TrainerCallback`` duck: one tqdm bar over the build's steps, the last logged loss as its postfix."""
+
+    def __getattr__(self, name: str) -> Any:  # every other Trainer event: nothing to do
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=state.max_steps, desc="toy base", unit="step")
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.bar.close()
+
+
+def zero_shot_report(model_dir: Path, world: Path, out: Path) -> dict[str, Any]:
+    """The base on the toy test split, zero-shot with Prompt <2>, with real and silent audio."""
+    from data.evaluate import DecodingConfig, evaluate
+    from data.mmau import load_mmau
+    from data.models import load_model_and_processor
+    from data.toy import chance_accuracy
+
+    model, processor = load_model_and_processor(model_dir, device="cpu")
+    items = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy").items
+    decoding = DecodingConfig(max_new_tokens=32, batch_size=64)  # the toy profile's direct evaluation
+    kw = dict(prompt_id="p2", decoding=decoding, progress=False, print_table=False)
+    real = evaluate(model, processor, items, out / "real", **kw)
+    silent = evaluate(model, processor, items, out / "silent", audio_mode="silent", **kw)
+    return {
+        "zero_shot": "toy test split, Prompt <2>, greedy, 32 new tokens",
+        "n_items": len(items),
+        "format_rate": real["format_rate"],
+        "listed_option_rate": real["listed_option_rate"],
+        "test_accuracy": real["accuracy"]["avg"],
+        "test_accuracy_per_task": {t: a for t, a in real["accuracy"].items() if t != "avg"},
+        "chance": round(100.0 * chance_accuracy(items)["overall"], 2),
+        "silent_accuracy": silent["accuracy"]["avg"],
+        "silent_format_rate": silent["format_rate"],
+        "silent_listed_option_rate": silent["listed_option_rate"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     from experiments.paths import output_root
 
-    base = ensure_toy_base(output_root() / "cache")
-    print(json.dumps(json.loads((base / "base_report.json").read_text()), indent=2))
+    ap = argparse.ArgumentParser(prog="python -m experiments.toy_base", description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=0, help="base seed: tiny model init, corpus, data order (default 0)")
+    ap.add_argument("--cache", default=None, help="cache folder (default: outputs/cache)")
+    args = ap.parse_args(argv)
+    cache = Path(args.cache) if args.cache else output_root() / "cache"
+    try:
+        base = ensure_toy_base(cache, ToyBaseSpec(seed=args.seed))
+    except BaseGateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(json.loads((base / REPORT).read_text()), indent=2))
     print(f"toy instruct base: {base}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
