@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from transformers.trainer_callback import TrainerCallback
+
 from data.io import build_once, sources_digest, write_json_atomic
 from data.schema import DataError
 
@@ -90,7 +92,7 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
         report["gate"] = gate(report)
         write_json_atomic(partial / REPORT, report)
         if not report["gate"]["passed"]:
-            kept = Path(tmp_report_dir(cache_root)) / f"{path.name}.{REPORT}"
+            kept = failed_builds_dir(cache_root) / f"{path.name}.{REPORT}"
             write_json_atomic(kept, report)
             raise BaseGateError(
                 f"the toy base built in {path} failed its gate: {'; '.join(report['gate']['failures'])}.\n"
@@ -102,7 +104,7 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
     return build_once(path, build, done="model.safetensors")
 
 
-def tmp_report_dir(cache_root: str | Path) -> Path:
+def failed_builds_dir(cache_root: str | Path) -> Path:
     """Where a failed build's report is kept (the failed model itself is not cached)."""
     out = Path(cache_root) / "failed-builds"
     out.mkdir(parents=True, exist_ok=True)
@@ -151,13 +153,8 @@ def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
     }
 
 
-class _BuildBar:
-    """A ``TrainerCallback`` duck: one tqdm bar over the build's steps, the last logged loss as its postfix."""
-
-    def __getattr__(self, name: str) -> Any:  # every other Trainer event: nothing to do
-        if name.startswith("on_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
+class _BuildBar(TrainerCallback):
+    """One tqdm bar over the build's steps, the last logged loss as its postfix."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         from tqdm.auto import tqdm
