@@ -11,7 +11,10 @@ built exactly as the run builds them, so TRL's and transformers' own argument er
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -146,6 +149,49 @@ def run_dtype(train: TrainSpec | None) -> Literal["float32", "bfloat16"]:
 
     bf16 = train.bf16 if train is not None and train.bf16 is not None else torch.cuda.is_available()
     return "bfloat16" if bf16 else "float32"
+
+
+def run_deterministic(train: TrainSpec | None) -> bool:
+    """Whether a training run uses deterministic algorithms (``train.deterministic``; None: on CPU only)."""
+    import torch
+
+    if train is not None and train.deterministic is not None:
+        return train.deterministic
+    return not torch.cuda.is_available()
+
+
+def compute_settings(train: TrainSpec | None) -> dict[str, Any]:
+    """What decides a training run's bits besides its configuration: written to the run directory
+    (``compute_settings.json``) and the W&B config. The same settings on the same machine give the same weights."""
+    import platform
+
+    import torch
+
+    return {
+        "deterministic_algorithms": run_deterministic(train),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
+    }
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(enabled)`` for the block, the previous setting restored afterwards.
+
+    On CPU the only effect is that ops with a thread-order-dependent reduction (e.g. ``index_add_`` in backward)
+    take their deterministic path; an op without one raises instead of silently varying.
+    """
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    if enabled and torch.cuda.is_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses deterministic mode without it
+    torch.use_deterministic_algorithms(enabled)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def load_dtype(exp: Experiment) -> Any:

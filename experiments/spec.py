@@ -64,6 +64,10 @@ class TrainSpec:
     # toy one, every step on the smoke one (its tests read per-step rows). Logging changes no weights.
     logging_steps: int = 10
     bf16: bool | None = None  # None: bf16 on GPU, fp32 on CPU
+    # torch.use_deterministic_algorithms for the run. None: on for CPU runs (a same-machine rerun is bit-identical,
+    # GRPO included: without it, 2-thread CPU GRPO reruns differ), off on GPU (speed; the paper's runs are not
+    # bit-reproducible). True on GPU also sets CUBLAS_WORKSPACE_CONFIG=:4096:8 unless it is set.
+    deterministic: bool | None = None
     # Speed switch: the audio encoder on valid frames only (exact: same loss and gradients; data/audio_encoder.py).
     valid_frame_encoder: bool = True
     # Speed switch: the audio encoder once per distinct clip of a batch (GRPO's G copies; exact, same file).

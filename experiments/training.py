@@ -7,6 +7,8 @@ Called by ``python -m experiments run NAME`` for methods ``sft`` and ``grpo``. T
 - ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``); its
   validation results are those of the last checkpoint (``final/`` only when no checkpoint was saved at the end);
 - ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing or bad audio, by id);
+- ``compute_settings.json``: deterministic algorithms, torch threads, torch version and device, one entry per
+  start or resume (the same settings on the same machine give bit-identical weights; ``train.deterministic``);
 - ``train_log.jsonl``: every training log row, written before it goes to W&B (see ``experiments/record.py``).
 
 Intermediate checkpoints keep their weights; only the latest keeps optimizer and scheduler state
@@ -30,9 +32,17 @@ from typing import Any
 
 from data.audio_encoder import use_encoder_switches
 from data.avqa import load_avqa
+from data.io import read_json, write_json_atomic
 from data.mmau import load_mmau
 from data.schema import DataError, Item
-from experiments.runner import decoding_config, load_dtype, run_dtype
+from experiments.runner import (
+    compute_settings,
+    decoding_config,
+    deterministic_algorithms,
+    load_dtype,
+    run_deterministic,
+    run_dtype,
+)
 from experiments.spec import ExperimentError, field_value
 
 # The experiment fields each trainer argument is made of, to name them in the trainers' own argument errors.
@@ -124,7 +134,26 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
     return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
 
 
+def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool) -> dict[str, Any]:
+    """Append this session's compute settings to ``compute_settings.json`` (one entry per start or resume), on disk
+    before W&B sees them; a resume under other settings (e.g. another thread count) is said, as it changes bits."""
+    path = out / "compute_settings.json"
+    sessions = read_json(path).get("sessions", []) if resume and path.exists() else []
+    if sessions and {k: v for k, v in sessions[-1].items() if k != "resumed"} != settings:
+        print(f"{path}: resuming under other compute settings than before ({sessions[-1]} -> {settings}); "
+              "the weights will not be bit-identical to an uninterrupted run")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"sessions": [*sessions, {**settings, "resumed": bool(sessions)}]})
+    return settings
+
+
 def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run (see the module docstring), under the run's deterministic-algorithms setting."""
+    with deterministic_algorithms(run_deterministic(resolved.experiment.train)):
+        return _run_training(resolved, resume=resume)
+
+
+def _run_training(resolved: Any, *, resume: bool) -> dict[str, Any]:
     import torch
 
     from data.models import load_model_and_processor
@@ -162,7 +191,8 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     benchmark = test.describe()
     eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
 
-    with tracked_run(resolved, resume=resume, extra_config={"base_model": base}) as tracker:
+    settings = record_compute_settings(out, compute_settings(exp.train), resume=resume)
+    with tracked_run(resolved, resume=resume, extra_config={"base_model": base, **settings}) as tracker:
         evaluator = CheckpointEvaluator(
             processor, eval_sets, prompt_id=exp.prompt, run_dir=out, model_name=exp.name, log=tracker.log,
             decoding=decoding_config(exp.eval, dtype, valid_frame_encoder=exp.train.valid_frame_encoder),

@@ -71,6 +71,8 @@ def test_killed_run_resumes_from_its_last_checkpoint_into_the_same_wandb_run(tmp
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4]
     assert [e["step"] for e in _evals(out)] == [0, 2, 4]  # nothing re-evaluated, nothing missing
+    sessions = json.loads((out / "compute_settings.json").read_text())["sessions"]
+    assert [s["resumed"] for s in sessions] == [False, True]  # both sessions' settings on record
 
     tables = read_offline_runs(wandb_dir)
     assert list(tables.runs["run_id"]) == [run_id] and tables.runs.iloc[0]["state"] == "finished"
@@ -102,3 +104,45 @@ def test_a_lora_checkpoint_can_be_evaluated_by_path(tmp_path, wandb_dir, smoke_w
     own = json.loads((out / "checkpoint-4" / "eval" / "test" / "predictions.json").read_text())
     again = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     assert [r["raw_output"] for r in own] == [r["raw_output"] for r in again]
+
+
+def test_cpu_reruns_are_bit_identical_under_deterministic_algorithms(tmp_path, wandb_dir):
+    """Two GRPO runs (the one arm that samples) on 2 threads end with the same weights; the record says why.
+
+    16 steps: without the switch, two such runs differed at step 16 on a 2-core machine (4 steps were not enough
+    to show it there)."""
+    import torch
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the thread-order-dependent reductions need more than one thread to show
+    try:
+        weights = []
+        for i in range(2):
+            out = tmp_path / f"grpo-{i}"
+            steps = ["--set", "train.max_steps=16", "--set", "train.save_every=8"]
+            assert main(["run", "grpo-p2", "--profile", "smoke", *steps, "--output-dir", str(out)]) == 0
+            weights.append(load_file(out / "checkpoint-16" / "model.safetensors"))
+            (settings,) = json.loads((out / "compute_settings.json").read_text())["sessions"]
+            assert settings["deterministic_algorithms"] is True and settings["torch_threads"] == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not torch.are_deterministic_algorithms_enabled()  # the run's setting does not leak into the process
+    runs = read_offline_runs(wandb_dir).runs
+    assert len(runs) == 2 and all(c["deterministic_algorithms"] is True for c in runs["config"])
+
+
+def test_deterministic_setting_defaults_to_cpu_and_can_be_forced():
+    import torch
+
+    from experiments.runner import deterministic_algorithms, run_deterministic
+    from experiments.spec import TrainSpec
+
+    assert run_deterministic(TrainSpec()) is (not torch.cuda.is_available())
+    assert run_deterministic(None) is (not torch.cuda.is_available())
+    assert run_deterministic(TrainSpec(deterministic=False)) is False
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
