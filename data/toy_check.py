@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m data.toy check --out DIR [--seed N] [--sizes train=3000,val=990,test=1980] [--no-fail] [--no-audio]
+    python -m data.toy check --out DIR [--seed N] [--sizes train=3000,val=300,test=1980] [--no-fail] [--no-audio]
 
 The world in ``DIR`` is generated first (with the same options as ``python -m data.toy --out DIR``) if
 ``DIR/world.json`` is absent. For each split (train, val, test), per sub-category and overall, it prints and writes
@@ -489,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--out", required=True, help="world directory (generated there first if world.json is absent)")
     ap.add_argument("--seed", type=int, default=None, help="seed of the world to generate (default 0)")
-    ap.add_argument("--sizes", default=None, help="e.g. train=3000,val=990,test=1980 (unnamed splits keep defaults)")
+    ap.add_argument("--sizes", default=None, help="e.g. train=3000,val=300,test=1980 (unnamed splits keep defaults)")
     ap.add_argument("--no-fail", action="store_true", help="only report: exit 0 even if text can answer")
     ap.add_argument("--no-audio", action="store_true", help="skip the audio classifier (text checks only)")
     ap.add_argument("--no-progress", action="store_true")

@@ -184,7 +184,7 @@ def test_public_constants() -> None:
         assert len({words(o) for o in options}) == len(options)  # distinct word sets
         assert len(options) >= 2 and set(options) <= set(toy.ANSWER_WORDS)
         assert len(spec.captions) == len(options) and all(o in c for o, c in zip(options, spec.captions, strict=True))
-    assert toy.DEFAULT_SIZES == {"train": 3000, "val": 990, "test": 1980}
+    assert toy.DEFAULT_SIZES == {"train": 3000, "val": 300, "test": 1980}
 
 
 # ----------------------------------------------------------------------------------------------- phrasings
@@ -332,7 +332,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     manifest = json.loads((tmp_path / "world.json").read_text(encoding="utf-8"))
     assert "chance accuracy" in printed and f"train overall {manifest['chance']['train']['overall']:.3f}" in printed
     assert manifest["sizes"] == {"train": 6, "val": 3, "test": 6} and manifest["seed"] == 1
-    assert toy.parse_sizes("test=5") == {"train": 3000, "val": 990, "test": 5}
+    assert toy.parse_sizes("test=5") == {"train": 3000, "val": 300, "test": 5}
     for bad in ("dev=3", "train", "train=-1", "train=x"):
         with pytest.raises(ValueError):
             toy.parse_sizes(bad)
