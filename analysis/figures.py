@@ -451,7 +451,7 @@ def write_figure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.table2 import add_source_arguments, out_dir, read_runs
+    from analysis.table2 import add_source_arguments, out_dir, read_runs_or_say_why
 
     parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -462,12 +462,10 @@ def main(argv: list[str] | None = None) -> int:
                         "Table 2 selects them (default best-val)")  # fmt: skip
     args = parser.parse_args(argv)
     spec = FIGURES[args.figure]
-    try:
-        tables, _source = read_runs(args, spec.experiments)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}\n{missing_message(list(spec.experiments), args.profile, what=args.figure)}",
-              file=sys.stderr)  # fmt: skip
+    read = read_runs_or_say_why(args, spec.experiments, what=args.figure)
+    if read is None:
         return 2
+    tables, _source = read
     try:
         runs = figure_runs(tables, spec, args.profile, rule=args.select, include_adhoc=args.include_adhoc,
                            allow_gaps=args.allow_gaps)  # fmt: skip

@@ -391,7 +391,7 @@ def silent_controls(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.table2 import add_source_arguments, read_runs
+    from analysis.table2 import add_source_arguments, read_runs_or_say_why
 
     parser = argparse.ArgumentParser(prog="python -m analysis.silent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -399,11 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
                         help="the checkpoint of each run, as Table 2 selects it (default best-val)")  # fmt: skip
     args = parser.parse_args(argv)
-    try:
-        tables, _source = read_runs(args, TABLE2_EXPERIMENTS)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}\n{missing_message(list(TABLE2_EXPERIMENTS), args.profile)}", file=sys.stderr)
+    read = read_runs_or_say_why(args, TABLE2_EXPERIMENTS)
+    if read is None:
         return 2
+    tables, _source = read
     try:
         selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc)
     except DataError as exc:  # a run directory's file that cannot be read (its name is in the message)

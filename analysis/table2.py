@@ -917,6 +917,18 @@ def read_runs(args: argparse.Namespace, experiments: Sequence[str]) -> tuple[Run
         return read_offline_runs(args.wandb_dir), "offline W&B runs"
 
 
+def read_runs_or_say_why(
+    args: argparse.Namespace, experiments: Sequence[str], what: str = "Table 2"
+) -> tuple[RunTables, str] | None:
+    """:func:`read_runs` for the analysis CLIs: None after printing what is missing and the commands that make it
+    (their exit 2) when the offline folder does not exist."""
+    try:
+        return read_runs(args, experiments)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}\n{missing_message(list(experiments), args.profile, what=what)}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.table2", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -930,11 +942,10 @@ def main(argv: list[str] | None = None) -> int:
                         "decoding sources, unknown included (older evaluations, run dirs not here); the report warns "
                         "and lists each row's decoding")  # fmt: skip
     args = parser.parse_args(argv)
-    try:
-        tables, source = read_runs(args, TABLE2_EXPERIMENTS)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}\n{missing_message(list(TABLE2_EXPERIMENTS), args.profile)}", file=sys.stderr)
+    read = read_runs_or_say_why(args, TABLE2_EXPERIMENTS)
+    if read is None:
         return 2
+    tables, source = read
     try:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
                              allow_mixed_decoding=args.allow_mixed_decoding, allow_gaps=args.allow_gaps,

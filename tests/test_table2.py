@@ -170,6 +170,14 @@ def test_mcnemar_exact_hand_cases() -> None:
         mcnemar_exact(-1, 2)
 
 
+def test_mcnemar_exact_with_thousands_of_discordant_pairs() -> None:
+    """Three seeds of a 1,980-item test pool thousands of pairs: 2**n no longer fits a float (it once overflowed)."""
+    assert mcnemar_exact(1500, 1500) == 1.0
+    z = (1500 - 1300 - 1) / math.sqrt(2800)  # normal approximation with continuity correction: p about 1.7e-4
+    assert mcnemar_exact(1300, 1500) == pytest.approx(math.erfc(z / math.sqrt(2)), rel=0.05)
+    assert mcnemar_exact(0, 2000) == 0.0  # 2 / 2**2000 is below the smallest float
+
+
 def test_paired_counts() -> None:
     a = {"1": True, "2": True, "3": False, "4": False, "5": True, "x": True}
     b = {"1": True, "2": False, "3": True, "4": False, "5": False, "y": False}
