@@ -109,9 +109,9 @@ __all__ = [
 ]
 
 # Test: 1980 items (MMAU test-mini has 1000), so that one run's accuracy has a sampling std of about 1.1 points
-# instead of 2.7 at 330: with a few hundred items, which items a base happens to get right moved `direct` by +-3.8
-# points across base builds. Val stays at 300: it only selects checkpoints, and every item of it is evaluated at
-# every checkpoint of every run (a larger val made `make paper SEEDS="0 1 2"` overrun its 30 minutes).
+# instead of 2.7 at 330 (which alone moved `direct` by a few points between base builds of equal ability). Val stays
+# at 300: it only selects checkpoints, and every item of it is evaluated at every checkpoint of every run (a larger
+# val made `make paper SEEDS="0 1 2"` overrun its 30 minutes).
 DEFAULT_SIZES: dict[str, int] = {"train": 3000, "val": 300, "test": 1980}
 VIDEO_FRACTION = 0.2
 # Fixed codes (not hash(split), which is salted per process) keep per-item seeds stable across runs.
