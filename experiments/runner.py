@@ -179,8 +179,9 @@ def compute_settings(train: TrainSpec | None) -> dict[str, Any]:
 def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """``torch.use_deterministic_algorithms(enabled)`` for the block, the previous setting restored afterwards.
 
-    On CPU the only effect is that ops with a thread-order-dependent reduction (e.g. ``index_add_`` in backward)
-    take their deterministic path; an op without one raises instead of silently varying.
+    Ops that have a deterministic implementation take it (on 2 CPU threads, some GRPO kernel's reduction order
+    varied between runs without it; ``tests/test_training_runs.py``); an op without one raises instead of silently
+    varying.
     """
     import torch
 
