@@ -40,7 +40,6 @@ from experiments.runner import (
     decoding_config,
     deterministic_algorithms,
     load_dtype,
-    run_deterministic,
     run_dtype,
 )
 from experiments.spec import ExperimentError, field_value
@@ -134,7 +133,7 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
     return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
 
 
-def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool) -> dict[str, Any]:
+def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool) -> None:
     """Append this session's compute settings to ``compute_settings.json`` (one entry per start or resume), on disk
     before W&B sees them; a resume under other settings (e.g. another thread count) is said, as it changes bits."""
     path = out / "compute_settings.json"
@@ -144,16 +143,16 @@ def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool
               "the weights will not be bit-identical to an uninterrupted run")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"sessions": [*sessions, {**settings, "resumed": bool(sessions)}]})
-    return settings
 
 
 def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate one run (see the module docstring), under the run's deterministic-algorithms setting."""
-    with deterministic_algorithms(run_deterministic(resolved.experiment.train)):
-        return _run_training(resolved, resume=resume)
+    settings = compute_settings(resolved.experiment.train)
+    with deterministic_algorithms(settings["deterministic_algorithms"]):
+        return _run_training(resolved, resume=resume, settings=settings)
 
 
-def _run_training(resolved: Any, *, resume: bool) -> dict[str, Any]:
+def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from data.models import load_model_and_processor
@@ -191,7 +190,7 @@ def _run_training(resolved: Any, *, resume: bool) -> dict[str, Any]:
     benchmark = test.describe()
     eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
 
-    settings = record_compute_settings(out, compute_settings(exp.train), resume=resume)
+    record_compute_settings(out, settings, resume=resume)
     with tracked_run(resolved, resume=resume, extra_config={"base_model": base, **settings}) as tracker:
         evaluator = CheckpointEvaluator(
             processor, eval_sets, prompt_id=exp.prompt, run_dir=out, model_name=exp.name, log=tracker.log,
