@@ -1,29 +1,31 @@
 """The toy "instruct" corpus: what turns the random tiny model into a toy Qwen2-Audio-*Instruct* before any experiment.
 
 The real study starts from an instruction-tuned model that perceives audio (it can caption a clip) and answers in
-the requested format, but answers the benchmark's questions imperfectly: post-training has something to elicit.
-A random tiny model does none of this, and on a world where text cannot answer, GRPO would get no reward signal
-(notes section 9). This corpus, used only to build the base model (``experiments/toy_base.py``), teaches the two
-abilities, never the benchmark's questions, and the benchmark's answer mapping only as a faint, noisy signal:
+the requested format, and answers some of the benchmark's question types well and others near chance: post-training
+has something to elicit. A random tiny model does none of this, and on a world where text cannot answer, GRPO would
+get no reward signal (notes section 9). This corpus, used only to build the base model
+(``experiments/toy_base.py``), teaches perception and the answer format, and the answer mapping of a few question
+types only (``known``), never the benchmark's questions:
 
 - **perception: captions** (``caption_fraction``, 30% by default): fresh clips of the toy world's sound kinds
-  (never the world's own files) with an open question ("Describe the sound.")
-  answered by the clip's caption in words ("three beeps", "a low note", "a woman speaking"; ``CAPTIONS`` in
-  :mod:`data.toy_world`). No options, no benchmark phrasing.
+  (never the world's own files) with an open question ("Describe the sound.") answered by the clip's caption in
+  words of its own ("a double beep", "a deep note", "a female voice"; ``CAPTIONS`` in :mod:`data.toy_world`). No
+  caption shares a word with an answer: the base cannot copy its way from a caption to an answer, a skill that
+  earlier recipes showed to be learned or not by the luck of the seed.
 - **format: generic multiple choice** (the rest): a generic question ("Which option fits the clip?") with options
   drawn from the toy answer words, 75% of the time (``own_options_fraction``) exactly the answers of the clip's
   own sub-category, as the benchmark offers them. The right option is drawn at random, so these items teach the
-  answer format and naming one of the listed options; except that with probability ``own_correct`` (10%) the
-  clip's own answer is made the right one. That faint signal, with the captions, is the base's latent skill: its
-  argmax is right, but 90% of the labels it sees on such items are noise.
+  answer format and naming one of the listed options, except for the **known** question types
+  (``known``; the base's default: noise colour and note height, two of nine), whose own-option items always have
+  the clip's answer as the right option. ``own_correct`` (0 by default) would add a faint share of right answers
+  everywhere else; an earlier recipe used it (10%), and whether the base picked it up depended on the seed.
 - **both acoustic regimes** (``shifted_fraction``, 50%): half of the clips use the test split's shifted
   parameters (pink background noise, lower level, other timbres; fresh clips, never the test files), because the
-  real Instruct model had heard sounds like MMAU's before any post-training. The benchmark's question phrasings
-  and its train/val/test files never appear.
+  real Instruct model had heard sounds like MMAU's before any post-training.
 
-On the toy test split the seed-0 base scores 54.85% against 43.51% chance; post-training adds only a few points
-on that out-of-distribution split (README, "Results on the toy profile"; docs/toy.md).
-The corpus never uses the benchmark's question phrasings; no item of it is an item of the world.
+So the base answers the known question types by listening and the other seven near chance, although it can tell
+their clips apart (it captions them): post-training has to map what it hears to those answers. The corpus never
+uses the benchmark's question phrasings; no item of it is an item of the world. Measured bases: docs/toy.md.
 
 Each multiple-choice item is rendered with one of the three prompts (deterministically by id): Prompt <1> with the
 bare choice as target, Prompt <2> with ``<answer>X</answer>``, Prompt <3> with a short generic thought then the
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -101,10 +104,18 @@ def instruct_items(
     own_options_fraction: float = 0.75,
     own_correct: float = 0.1,
     shifted_fraction: float = 0.5,
+    known: Collection[str] = (),
 ) -> list[Item]:
-    """Write ``n`` instruct clips under ``out_dir/audio`` and return their items (same seed: same files)."""
+    """Write ``n`` instruct clips under ``out_dir/audio`` and return their items (same seed: same files).
+
+    ``known``: sub-categories whose own-option items always have the clip's answer as the right option (the
+    base is taught them); elsewhere the right option is the clip's answer only with probability ``own_correct``.
+    """
     out = Path(out_dir)
     names = sorted(SPECS)
+    unknown_names = sorted(set(known) - set(names))
+    if unknown_names:
+        raise ValueError(f"known sub-categories {unknown_names} are not toy sub-categories (one of {names})")
     items: list[Item] = []
     for i in range(n):
         rng = np.random.default_rng([seed, 7919, i])
@@ -122,7 +133,7 @@ def instruct_items(
             question = str(GENERIC_QUESTIONS[rng.integers(len(GENERIC_QUESTIONS))])
             if rng.random() < own_options_fraction:  # the clip's own answers as options, in random order
                 choices = [str(w) for w in rng.permutation(spec.labels)]
-                right = rng.random() < own_correct
+                right = rng.random() < own_correct or spec.name in known
             else:  # 2-5 answer words of any sub-category
                 choices = [str(w) for w in rng.choice(ANSWER_WORDS, size=int(rng.integers(2, 6)), replace=False)]
                 right = False

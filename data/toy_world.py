@@ -66,7 +66,7 @@ _SPEC_LIST = [
         "sound",
         "counting",
         ("one", "two", "three", "four"),
-        ("one beep", "two beeps", "three beeps", "four beeps"),
+        ("a single beep", "a double beep", "a triple beep", "a quadruple beep"),
         train=(
             "How many beeps are there?",
             "Count the beeps. How many do you hear?",
@@ -90,7 +90,7 @@ _SPEC_LIST = [
         "sound",
         "spectral",
         ("white", "brown"),
-        ("white noise", "brown noise"),
+        ("a bright hiss", "a dull rumble"),
         train=(
             "What colour is the noise?",
             "Is this white noise or brown noise?",
@@ -114,7 +114,7 @@ _SPEC_LIST = [
         "sound",
         "temporal",
         ("louder", "quieter"),
-        ("a tone getting louder", "a tone getting quieter"),
+        ("a tone swelling", "a tone fading"),
         train=(
             "Does the sound get louder or quieter?",
             "How does the volume change over time?",
@@ -138,7 +138,7 @@ _SPEC_LIST = [
         "music",
         "spectral",
         ("high", "low"),
-        ("a high note", "a low note"),
+        ("a shrill note", "a deep note"),
         train=(
             "Is the note high or low?",
             "How high is the pitch of the note?",
@@ -162,7 +162,7 @@ _SPEC_LIST = [
         "music",
         "temporal",
         ("fast", "slow"),
-        ("fast clicks", "slow clicks"),
+        ("rapid clicks", "sparse clicks"),
         train=(
             "Is the tempo fast or slow?",
             "How fast is the beat?",
@@ -186,7 +186,7 @@ _SPEC_LIST = [
         "music",
         "spectral",
         ("flute", "trumpet"),
-        ("a flute note", "a trumpet note"),
+        ("a pure tone", "a brassy tone"),
         train=(
             "Which instrument is playing?",
             "Is this a flute or a trumpet?",
@@ -210,7 +210,7 @@ _SPEC_LIST = [
         "speech",
         "spectral",
         ("ah", "ee", "oo"),
-        ("a voice saying ah", "a voice saying ee", "a voice saying oo"),
+        ("an open vowel", "a spread vowel", "a rounded vowel"),
         train=(
             "Which vowel is the voice singing?",
             "What vowel sound is spoken?",
@@ -234,7 +234,7 @@ _SPEC_LIST = [
         "speech",
         "spectral",
         ("man", "woman"),
-        ("a man speaking", "a woman speaking"),
+        ("a male voice", "a female voice"),
         train=(
             "Is the speaker a man or a woman?",
             "Who is speaking?",
@@ -258,7 +258,7 @@ _SPEC_LIST = [
         "speech",
         "counting",
         ("one", "two", "three"),
-        ("one syllable", "two syllables", "three syllables"),
+        ("a single syllable", "a double syllable", "a triple syllable"),
         train=(
             "How many syllables are spoken?",
             "Count the syllables. How many are there?",

@@ -249,6 +249,16 @@ def relog_missing(run: Any, run_dir: Path, when: str) -> int:
     return len(missing)
 
 
+def _await_session_end(run_folder: str, run_id: str) -> None:
+    """Let the W&B service finish writing this session's file before anything reads it back."""
+    from experiments.wandb_files import wait_for_exit_record
+
+    path = Path(run_folder) / f"run-{run_id}.wandb"
+    if not wait_for_exit_record(path):
+        print(f"W&B: {path} has no exit record yet; reading it back may miss this session's last records",
+              flush=True)  # fmt: skip
+
+
 def _verify_complete(
     resolved: Any, run_id: str, config: dict[str, Any], settings: WandbSettings, record: dict[str, Any]
 ) -> dict[str, Any]:
@@ -265,6 +275,7 @@ def _verify_complete(
         relog_missing(run, run_dir, "after finishing")
     finally:
         run.finish(exit_code=0)
+        _await_session_end(record["run_folder"], run_id)
     still = _wandb_gaps(run_id, run_dir)
     if still:
         raise WandbIncomplete(
@@ -310,6 +321,7 @@ def tracked_run(resolved: Any, *, resume: bool = False, extra_config: dict | Non
         exit_code = 0
     finally:
         run.finish(exit_code=exit_code)
+        _await_session_end(record["run_folder"], run_id)
     record = _verify_complete(resolved, run_id, config, settings, record)
     if url is None:
         print(f"W&B: offline run {run_id} finished; upload it with `{sync_command(record['run_folders'])}`",

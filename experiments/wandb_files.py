@@ -181,6 +181,21 @@ def read_session(path: Path) -> Session:
     return session
 
 
+def wait_for_exit_record(path: Path, timeout_s: float = 60.0, poll_s: float = 0.2) -> bool:
+    """Wait until the session file at ``path`` ends with its ``exit`` record; False if it has not after
+    ``timeout_s``. ``run.finish()`` can return before the W&B service has written the session's last records (seen
+    under load), and a reader that looks then sees the previous session's name or misses rows."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if path.is_file() and read_session(path).exit_code is not None:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+
+
 def run_files(root: Path) -> list[Path]:
     """Every ``run-*.wandb`` below root, each real file once (``latest-run`` and other symlinks are not followed)."""
     found: dict[str, Path] = {}

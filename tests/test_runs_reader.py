@@ -221,10 +221,29 @@ def test_bad_crc_stops_the_file_there(tmp_path: Path, written: Written) -> None:
     data = bytearray(written.file("grpo0").read_bytes())
     complete, problem = read_records(bytes(data))
     assert problem is None and len(complete) > 2 * N_ROWS
-    data[len(data) // 2] ^= 0xFF
+    # Flip a byte inside a chunk's payload (a flip in a chunk header reads as a bad length or type instead).
+    data[_payload_byte_near(bytes(data), len(data) // 2)] ^= 0xFF
     prefix, problem = read_records(bytes(data))
     assert problem is not None and "bad crc" in problem
     assert 0 < len(prefix) < len(complete) and prefix == complete[: len(prefix)]
+
+
+def _payload_byte_near(data: bytes, target: int) -> int:
+    """Offset of the middle byte of the first chunk payload that ends after ``target`` (the file's framing: a
+    7-byte header, then 32 KiB blocks of 7-byte chunk headers and payloads; block tails under 7 bytes are padding)."""
+    block, header = 32 * 1024, 7
+    pos = header
+    while pos < len(data):
+        room = block - pos % block
+        if room < header:
+            pos += room
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        start = pos + header
+        if length and start + length > target:
+            return start + length // 2
+        pos = start + length
+    raise AssertionError("no chunk payload after the target offset")
 
 
 @pytest.mark.parametrize(
@@ -339,3 +358,15 @@ def test_api_reader_with_a_fake_api(monkeypatch: pytest.MonkeyPatch, tables: Run
     assert history.dropna(subset=["eval/test/avg"])["_step"].tolist() == [99]  # nested keys joined with "/"
     assert api_tables.problems == ["ent/proj/b2: history not read: ConnectionError('server went away')"]
     assert history_of(api_tables, "b2").empty
+
+
+def test_waiting_for_a_session_end_sees_the_exit_record(tmp_path: Path, written: Written) -> None:
+    from experiments.wandb_files import wait_for_exit_record
+
+    finished = written.file("grpo0")
+    assert wait_for_exit_record(finished, timeout_s=0.0)
+    unfinished = tmp_path / finished.name  # the same session cut before its last records: no exit yet
+    data = finished.read_bytes()
+    unfinished.write_bytes(data[: len(data) // 2])
+    assert not wait_for_exit_record(unfinished, timeout_s=0.3, poll_s=0.1)
+    assert not wait_for_exit_record(tmp_path / "missing.wandb", timeout_s=0.0)

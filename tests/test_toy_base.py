@@ -35,6 +35,14 @@ def test_captions_teach_perception_in_words_with_no_options(corpus: list[Item]) 
         assert it.answer == CAPTIONS[(it.sub_category, it.record["clip_label"])]
 
 
+def test_no_caption_contains_an_answer_word() -> None:
+    """Captions teach perception in their own words: a caption sharing a word with an answer ("three beeps" for
+    "three") would let the base copy its way to the benchmark's mapping, a chaotic, seed-dependent skill."""
+    for caption in CAPTIONS.values():
+        assert not set(caption.split()) & set(ANSWER_WORDS), caption
+    assert len(set(CAPTIONS.values())) == len(CAPTIONS)  # one caption per answer of each question type
+
+
 def test_multiple_choice_never_asks_the_benchmarks_question(corpus: list[Item], tmp_path: Path) -> None:
     """Generic questions only; the right option is drawn at random, except for a faint own_correct share."""
     benchmark_questions = {q for s in SPECS.values() for q in (*s.train, *s.video, *s.test)}
@@ -58,6 +66,28 @@ def test_own_correct_hands_the_base_the_mapping(tmp_path: Path) -> None:
         tmp_path, 100, seed=0, caption_fraction=0.0, own_options_fraction=1.0, own_correct=1.0
     )
     assert all(it.record["clip_label"] == it.answer for it in items)
+
+
+def test_known_sub_categories_are_taught_and_no_other(tmp_path: Path) -> None:
+    """The base knows exactly ``known``: there the right option is always the clip's answer, elsewhere chance."""
+    known = ("beep_count", "speaker")
+    items = toy_instruct.instruct_items(
+        tmp_path, 400, seed=2, caption_fraction=0.0, own_options_fraction=1.0, own_correct=0.0, known=known
+    )
+    taught = [it for it in items if it.sub_category in known]
+    rest = [it for it in items if it.sub_category not in known]
+    assert taught and all(it.record["clip_label"] == it.answer for it in taught)
+    hits = sum(it.record["clip_label"] == it.answer for it in rest)
+    chance = sum(1 / len(it.choices) for it in rest)
+    assert abs(hits - chance) < 4 * chance**0.5
+    with pytest.raises(ValueError, match="not toy sub-categories"):
+        toy_instruct.instruct_items(tmp_path / "bad", 1, known=("beep_counts",))
+
+
+def test_the_default_base_knows_only_some_question_types() -> None:
+    """Something to elicit: the default base is taught a strict subset of the benchmark's question types."""
+    known = set(toy_base.ToyBaseSpec().known_sub_categories)
+    assert known and known < set(SPECS)
 
 
 def test_the_open_prompt_is_the_question_alone_and_not_a_study_prompt() -> None:
