@@ -229,10 +229,13 @@ def test_bad_crc_stops_the_file_there(tmp_path: Path, written: Written) -> None:
 
 
 def _payload_byte_near(data: bytes, target: int) -> int:
-    """Offset of the middle byte of the first chunk payload that ends after ``target`` (the file's framing: a
-    7-byte header, then 32 KiB blocks of 7-byte chunk headers and payloads; block tails under 7 bytes are padding)."""
-    block, header = 32 * 1024, 7
-    pos = header
+    """Offset of the middle byte of the first chunk payload that ends after ``target`` (the reader's framing
+    constants: file header, 32 KiB blocks of chunk headers and payloads; block tails under a chunk header are
+    padding)."""
+    from experiments import wandb_files
+
+    block, header = wandb_files._BLOCK, wandb_files._CHUNK.size
+    pos = wandb_files._HEADER.size
     while pos < len(data):
         room = block - pos % block
         if room < header:
