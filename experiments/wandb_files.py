@@ -38,11 +38,26 @@ _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 RUN_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 
 
-def read_records(data: bytes) -> tuple[list[bytes], str | None]:
-    """Split the bytes of a ``run-<id>.wandb`` file into record payloads (serialized ``Record`` protos).
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a run file: the offset of its 7-byte header, its crc and type, and where its payload lies."""
 
-    Returns the payloads of every complete, crc-checked record up to the first damage, and a description of that
-    damage (None for an intact file). Stops at the first bad chunk: after one, chunk boundaries cannot be trusted.
+    offset: int
+    crc: int
+    kind: int
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+def scan_chunks(data: bytes) -> tuple[list[Chunk], str | None]:
+    """The chunks of a run file in order, by its framing alone (file header, 32 KiB blocks, chunk lengths).
+
+    Returns every chunk up to the first framing damage and a description of that damage (None when the framing is
+    intact). Crcs and the order of chunk types are :func:`read_records`' business.
     """
     if len(data) < _HEADER.size:
         return [], f"shorter than the {_HEADER.size}-byte header ({len(data)} bytes)"
@@ -51,8 +66,7 @@ def read_records(data: bytes) -> tuple[list[bytes], str | None]:
         return [], f"not a W&B run file (header {data[: _HEADER.size]!r})"
     if version != _VERSION:
         return [], f"unknown W&B file format version {version} (this reader knows {_VERSION})"
-    payloads: list[bytes] = []
-    pending: list[bytes] | None = None  # the pieces of a record split over blocks (FIRST, MIDDLE...)
+    chunks: list[Chunk] = []
     pos, end = _HEADER.size, len(data)
     while pos < end:
         room = _BLOCK - pos % _BLOCK
@@ -60,33 +74,48 @@ def read_records(data: bytes) -> tuple[list[bytes], str | None]:
             pos += room
             continue
         if end - pos < _CHUNK.size:
-            return payloads, f"truncated: file ends inside a chunk header at byte {pos} ({len(payloads)} records kept)"
+            return chunks, f"truncated: file ends inside a chunk header at byte {pos}"
         crc, length, kind = _CHUNK.unpack_from(data, pos)
-        start = pos + _CHUNK.size
+        chunk = Chunk(offset=pos, crc=crc, kind=kind, start=pos + _CHUNK.size, length=length)
         if length > room - _CHUNK.size:
-            return payloads, f"corrupt chunk at byte {pos}: length {length} runs past its block"
-        if start + length > end:
-            return payloads, (
-                f"truncated: chunk at byte {pos} needs {length} bytes, file ends at byte {end} "
-                f"({len(payloads)} records kept)"
-            )
-        body = data[start : start + length]
-        if zlib.crc32(body, zlib.crc32(bytes((kind,)))) != crc:
-            return payloads, f"bad crc in chunk at byte {pos} ({len(payloads)} records kept)"
-        if kind == _FULL and pending is None:
+            return chunks, f"corrupt chunk at byte {pos}: length {length} runs past its block"
+        if chunk.end > end:
+            return chunks, f"truncated: chunk at byte {pos} needs {length} bytes, file ends at byte {end}"
+        chunks.append(chunk)
+        pos = chunk.end
+    return chunks, None
+
+
+def read_records(data: bytes) -> tuple[list[bytes], str | None]:
+    """Split the bytes of a ``run-<id>.wandb`` file into record payloads (serialized ``Record`` protos).
+
+    Returns the payloads of every complete, crc-checked record up to the first damage, and a description of that
+    damage (None for an intact file). Stops at the first bad chunk: after one, chunk boundaries cannot be trusted.
+    """
+    chunks, framing_problem = scan_chunks(data)
+    payloads: list[bytes] = []
+    pending: list[bytes] | None = None  # the pieces of a record split over blocks (FIRST, MIDDLE...)
+    for chunk in chunks:
+        body = data[chunk.start : chunk.end]
+        if zlib.crc32(body, zlib.crc32(bytes((chunk.kind,)))) != chunk.crc:
+            return payloads, f"bad crc in chunk at byte {chunk.offset} ({len(payloads)} records kept)"
+        if chunk.kind == _FULL and pending is None:
             payloads.append(body)
-        elif kind == _FIRST and pending is None:
+        elif chunk.kind == _FIRST and pending is None:
             pending = [body]
-        elif kind in (_MIDDLE, _LAST) and pending is not None:
+        elif chunk.kind in (_MIDDLE, _LAST) and pending is not None:
             pending.append(body)
-            if kind == _LAST:
+            if chunk.kind == _LAST:
                 payloads.append(b"".join(pending))
                 pending = None
         else:
-            return payloads, f"corrupt chunk sequence at byte {pos} (type {kind}; {len(payloads)} records kept)"
-        pos = start + length
+            return payloads, (
+                f"corrupt chunk sequence at byte {chunk.offset} (type {chunk.kind}; {len(payloads)} records kept)"
+            )
+    if framing_problem is not None:
+        return payloads, f"{framing_problem} ({len(payloads)} records kept)"
     if pending is not None:
-        return payloads, f"truncated: the last record is incomplete at byte {end} ({len(payloads)} records kept)"
+        return payloads, f"truncated: the last record is incomplete at byte {len(data)} ({len(payloads)} records kept)"
     return payloads, None
 
 
@@ -188,9 +217,13 @@ def wait_for_exit_record(path: Path, timeout_s: float = 60.0, poll_s: float = 0.
     import time
 
     deadline = time.monotonic() + timeout_s
+    parsed_size = -1  # parse again only when the file has grown: a long run's file is megabytes
     while True:
-        if path.is_file() and read_session(path).exit_code is not None:
-            return True
+        size = path.stat().st_size if path.is_file() else -1
+        if size != parsed_size and size >= 0:
+            if read_session(path).exit_code is not None:
+                return True
+            parsed_size = size
         if time.monotonic() > deadline:
             return False
         time.sleep(poll_s)

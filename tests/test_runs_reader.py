@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from analysis.runs import (
     read_offline_runs,
     runs_in_group,
 )
-from experiments.wandb_files import read_records
+from experiments.wandb_files import read_records, scan_chunks, wait_for_exit_record
 
 REPO = Path(__file__).resolve().parent.parent
 N_ROWS = 300
@@ -229,24 +230,10 @@ def test_bad_crc_stops_the_file_there(tmp_path: Path, written: Written) -> None:
 
 
 def _payload_byte_near(data: bytes, target: int) -> int:
-    """Offset of the middle byte of the first chunk payload that ends after ``target`` (the reader's framing
-    constants: file header, 32 KiB blocks of chunk headers and payloads; block tails under a chunk header are
-    padding)."""
-    from experiments import wandb_files
-
-    block, header = wandb_files._BLOCK, wandb_files._CHUNK.size
-    pos = wandb_files._HEADER.size
-    while pos < len(data):
-        room = block - pos % block
-        if room < header:
-            pos += room
-            continue
-        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
-        start = pos + header
-        if length and start + length > target:
-            return start + length // 2
-        pos = start + length
-    raise AssertionError("no chunk payload after the target offset")
+    """Offset of the middle byte of the first non-empty chunk payload that ends after ``target``."""
+    chunks, problem = scan_chunks(data)
+    assert problem is None
+    return next(c.start + c.length // 2 for c in chunks if c.length and c.end > target)
 
 
 @pytest.mark.parametrize(
@@ -364,8 +351,6 @@ def test_api_reader_with_a_fake_api(monkeypatch: pytest.MonkeyPatch, tables: Run
 
 
 def test_waiting_for_a_session_end_sees_the_exit_record(tmp_path: Path, written: Written) -> None:
-    from experiments.wandb_files import wait_for_exit_record
-
     finished = written.file("grpo0")
     assert wait_for_exit_record(finished, timeout_s=0.0)
     unfinished = tmp_path / finished.name  # the same session cut before its last records: no exit yet
@@ -373,3 +358,10 @@ def test_waiting_for_a_session_end_sees_the_exit_record(tmp_path: Path, written:
     unfinished.write_bytes(data[: len(data) // 2])
     assert not wait_for_exit_record(unfinished, timeout_s=0.3, poll_s=0.1)
     assert not wait_for_exit_record(tmp_path / "missing.wandb", timeout_s=0.0)
+    # The service finishes writing while we wait: the grown file is parsed again and its exit record seen.
+    finisher = threading.Timer(0.3, unfinished.write_bytes, args=(data,))
+    finisher.start()
+    try:
+        assert wait_for_exit_record(unfinished, timeout_s=10.0, poll_s=0.05)
+    finally:
+        finisher.join()
