@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from data.io import build_once, sources_digest
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Frames per second of Whisper features (hop 160 at 16 kHz); the encoder sees 2 * max_source_positions frames.
 MEL_FRAMES_PER_SECOND = 100
@@ -186,15 +188,13 @@ def tiny_model_fingerprint(seed: int = 0, **kwargs: Any) -> str:
         "seed": seed,
         "words": tiny_tokenizer_words(),
         "kwargs": sorted(kwargs.items()),
-        "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),  # a change here rebuilds the model
+        "source": sources_digest(["data.models"]),  # a change here rebuilds the model
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def ensure_tiny_model(cache_dir: str | Path, seed: int = 0) -> Path:
     """Build and save the tiny model under ``cache_dir/tiny-<hash>`` once; later calls return the saved copy."""
-    from data.io import build_once
-
     path = Path(cache_dir) / f"tiny-{tiny_model_fingerprint(seed)}"
     return build_once(path, lambda partial: save_model(*build_tiny_model(seed), partial), done="model.safetensors")
 

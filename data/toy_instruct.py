@@ -102,7 +102,7 @@ def instruct_items(
     seed: int = 0,
     caption_fraction: float = 0.3,
     own_options_fraction: float = 0.75,
-    own_correct: float = 0.1,
+    own_correct: float = 0.0,
     shifted_fraction: float = 0.5,
     known: Collection[str] = (),
 ) -> list[Item]:

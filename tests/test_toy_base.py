@@ -44,7 +44,7 @@ def test_no_caption_contains_an_answer_word() -> None:
 
 
 def test_multiple_choice_never_asks_the_benchmarks_question(corpus: list[Item], tmp_path: Path) -> None:
-    """Generic questions only; the right option is drawn at random, except for a faint own_correct share."""
+    """Generic questions only; the right option is drawn at random (own_correct is 0 by default)."""
     benchmark_questions = {q for s in SPECS.values() for q in (*s.train, *s.video, *s.test)}
     mc = [it for it in corpus if it.choices]
     assert mc and {toy_instruct.prompt_for(it) for it in mc} == {"p1", "p2", "p3"}
