@@ -42,23 +42,23 @@ def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new
     from data.evaluate import (
         DecodingConfig,
         FeatureCache,
+        decode_plan,
         evaluate,
         generate_batch,
-        generation_kwargs,
         plan_batches,
         prepare_batch,
     )  # fmt: skip
 
     prompt = "p2"
     use_valid_frame_encoder(model, valid_frame_encoder)
-    gen_kwargs = generation_kwargs(model, processor, max_new_tokens, static_cache=static_cache)
     batches = [prepare_batch(b, processor, prompt) for b in plan_batches(items, processor, prompt, batch_size)]
     decoding = DecodingConfig(batch_size=batch_size, max_new_tokens=max_new_tokens,
                               valid_frame_encoder=valid_frame_encoder, static_cache=static_cache)  # fmt: skip
+    plan = decode_plan(model, processor, decoding)  # the bare generate loop decodes exactly as evaluate does
 
     start = time.perf_counter()
     for b in batches:  # warm-up: allocator, kernels, and the compilation of static-cache decoding
-        generate_batch(model, processor, b, gen_kwargs)
+        generate_batch(model, processor, b, plan)
     cuda_sync()
     warmup = time.perf_counter() - start
     cache = FeatureCache()
@@ -68,7 +68,7 @@ def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new
             cuda_sync()
             t = time.perf_counter()
             for b in batches:
-                generate_batch(model, processor, b, gen_kwargs)
+                generate_batch(model, processor, b, plan)
             cuda_sync()
             bare.append(time.perf_counter() - t)
             for label, runs, use_cache in (("cold", cold, None), ("warm", warm, cache)):

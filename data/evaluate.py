@@ -297,11 +297,6 @@ def decode_plan(model: Any, processor: Any, decoding: DecodingConfig) -> DecodeP
     return DecodePlan(config, decoding.source, compute, weights, autocast)
 
 
-def generation_kwargs(model: Any, processor: Any, max_new_tokens: int, *, static_cache: bool = False) -> DecodePlan:
-    """Neutral greedy decoding (a :class:`DecodePlan` for :func:`generate_batch`); kept for bench/eval_throughput.py."""
-    return decode_plan(model, processor, DecodingConfig(max_new_tokens=max_new_tokens, static_cache=static_cache))
-
-
 def _json_safe(value: Any) -> Any:
     # sequence_bias has tuple keys, watermarking/cache configs are objects: metrics.json must still be plain JSON.
     if value is None or isinstance(value, (bool, int, float, str)):

@@ -268,11 +268,11 @@ def test_print_table_is_separate_from_the_progress_bar(ckpts, bench, tmp_path, c
 
 
 def test_bench_api_still_generates_neutrally(ckpts, bench):
-    # bench/eval_throughput.py passes generation_kwargs(...) to generate_batch.
-    from data.evaluate import generate_batch, generation_kwargs, plan_batches, prepare_batch
+    # bench/eval_throughput.py passes decode_plan(...) to generate_batch.
+    from data.evaluate import decode_plan, generate_batch, plan_batches, prepare_batch
 
     model, processor = load_model_and_processor(ckpts["penalised"])
-    plan = generation_kwargs(model, processor, 4)
+    plan = decode_plan(model, processor, DecodingConfig(max_new_tokens=4))
     batch = prepare_batch(plan_batches(bench.items[:2], processor, "p2", 2)[0], processor, "p2")
     rows = generate_batch(model, processor, batch, plan)
     assert len(rows) == 2 and plan.effective["repetition_penalty"] == 1.0
