@@ -1,4 +1,4 @@
-"""Slow: on the toy profile, SFT learns to listen and GRPO's reward rises. Minutes on 2 cores.
+"""Slow: on the toy profile, SFT learns to listen and GRPO moves its policy without collapsing. Minutes on 2 cores.
 
 Run with ``make test-slow``. The toy instruct base is built first (cached per test session).
 """
@@ -13,6 +13,7 @@ import pytest
 from experiments.__main__ import main
 
 pytestmark = pytest.mark.slow
+GRPO_SEED = 2  # the seed that collapsed at the earlier learning rate
 
 
 def _test_accuracy(run_dir: Path) -> float:
@@ -20,11 +21,12 @@ def _test_accuracy(run_dir: Path) -> float:
 
 
 def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full SFT beats the zero-shot base on the out-of-distribution test split by a margin, and GRPO's accuracy
-    reward rises over its run (on the toy world GRPO's test accuracy stays near the base's: see the README)."""
+    """Full SFT beats the zero-shot base on the out-of-distribution test split by a margin; GRPO moves its policy
+    away from the base (KL > 0) without collapsing to chance (on the toy world GRPO's reward stays flat and its
+    test accuracy near the base's: see the README)."""
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
-    for name in ("direct", "sft-full", "grpo-p2"):
-        assert main(["run", name, "--output-dir", str(tmp_path / name)]) == 0
+    for name, seed in (("direct", 0), ("sft-full", 0), ("grpo-p2", GRPO_SEED)):
+        assert main(["run", name, "--seed", str(seed), "--output-dir", str(tmp_path / name)]) == 0
     direct, sft = _test_accuracy(tmp_path / "direct"), _test_accuracy(tmp_path / "sft-full")
     # 3 points on 1980 items is about 2.5 standard errors of a paired difference. Seed 0 on the machine that made the
     # README's table: 51.21 -> 56.52 (final checkpoint); other machines build another base (docs/toy.md), so the
@@ -32,7 +34,9 @@ def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert sft > direct + 3, (direct, sft)
     last = max((tmp_path / "grpo-p2").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     history = json.loads((last / "trainer_state.json").read_text())["log_history"]
-    rewards = [h["rewards/accuracy/mean"] for h in history if "rewards/accuracy/mean" in h]
-    tenth = max(1, len(rewards) // 10)
-    first, final = sum(rewards[:tenth]) / tenth, sum(rewards[-tenth:]) / tenth
-    assert final > first, (first, final)
+    kls = [h["kl"] for h in history if "kl" in h]
+    assert kls and sum(kls) / len(kls) > 1e-3, kls  # the policy left the base
+    # At the earlier toy learning rate (1.5e-3) this seed fell to chance (43.3, every question type answered with
+    # one option) from step 40 on; a collapse costs about 8 points, the guard allows 3.
+    grpo = _test_accuracy(tmp_path / "grpo-p2")
+    assert grpo > direct - 3, (direct, grpo)
