@@ -28,10 +28,10 @@ def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     for name, seed in (("direct", 0), ("sft-full", 0), ("grpo-p2", GRPO_SEED)):
         assert main(["run", name, "--seed", str(seed), "--output-dir", str(tmp_path / name)]) == 0
     direct, sft = _test_accuracy(tmp_path / "direct"), _test_accuracy(tmp_path / "sft-full")
-    # 3 points on 1980 items is about 2.5 standard errors of a paired difference. Seed 0 on the machine that made the
-    # README's table: 51.21 -> 56.52 (final checkpoint); other machines build another base (docs/toy.md), so the
-    # margin asked here is smaller than the one measured there.
-    assert sft > direct + 3, (direct, sft)
+    # 5 points on 1980 items is about 4 standard errors of a paired difference. Seed 0 on the machine that made the
+    # README's table: 51.21 -> 62.32 (final checkpoint; seeds 0-2: 58.5-62.3); other machines build another base
+    # (docs/toy.md), so the margin asked here is smaller than the one measured there.
+    assert sft > direct + 5, (direct, sft)
     last = max((tmp_path / "grpo-p2").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     history = json.loads((last / "trainer_state.json").read_text())["log_history"]
     kls = [h["kl"] for h in history if "kl" in h]
