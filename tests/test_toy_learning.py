@@ -22,8 +22,8 @@ def _test_accuracy(run_dir: Path) -> float:
 
 def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Full SFT beats the zero-shot base on the out-of-distribution test split by a margin; GRPO moves its policy
-    away from the base (KL > 0) without collapsing to chance (on the toy world GRPO's reward stays flat and its
-    test accuracy near the base's: see the README)."""
+    away from the base (KL > 0) without collapsing to chance (on the toy world GRPO's reward rises only a little
+    and its test accuracy stays near the base's: see the README)."""
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     for name, seed in (("direct", 0), ("sft-full", 0), ("grpo-p2", GRPO_SEED)):
         assert main(["run", name, "--seed", str(seed), "--output-dir", str(tmp_path / name)]) == 0
@@ -36,7 +36,7 @@ def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     history = json.loads((last / "trainer_state.json").read_text())["log_history"]
     kls = [h["kl"] for h in history if "kl" in h]
     assert kls and sum(kls) / len(kls) > 1e-3, kls  # the policy left the base
-    # At the earlier toy learning rate (1.5e-3) this seed fell to chance (43.3, every question type answered with
-    # one option) from step 40 on; a collapse costs about 8 points, the guard allows 3.
+    # At the earlier toy learning rate (1.5e-3) this seed fell to chance (43.3, nearly every question type answered
+    # with one option) from step 40 on; a collapse costs about 8 points, the guard allows 3.
     grpo = _test_accuracy(tmp_path / "grpo-p2")
     assert grpo > direct - 3, (direct, grpo)
