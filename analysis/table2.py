@@ -656,8 +656,9 @@ def render_markdown(table: Table2) -> str:
         "Compute dtype, decoding, truncated and no answer: from the selected evaluation's test `metrics.json` in the "
         "run directory. Decoding `neutral`: greedy with neutral settings; `checkpoint`: the checkpoint's own "
         "generation config. Unknown: written by an older version, or not on this machine. Truncated: % of test "
-        "outputs that hit the token limit; no answer: % without a complete `<answer>...</answer>` (n/a: not "
-        "recorded); with several seeds the mean, then each seed's value.",
+        "outputs that hit the token limit; no answer: % without a complete `<answer>...</answer>` (Prompt <1> rows "
+        "answer without tags, so they read 100 by design; n/a: not recorded); with several seeds the mean, then "
+        "each seed's value.",
         "",
         "| Method | Experiment | Benchmark | Profile | Selection | Seeds | Selected step(s) | Run id(s) | Items | "
         "Compute dtype | Decoding | Truncated (%) | No answer (%) | Checked against run dir |",
