@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from data.io import OwnedLock, read_jsonl, write_jsonl_atomic
+from data.io import OwnedLock, read_json, read_jsonl, write_jsonl_atomic
 from trainers.record_files import EVAL_LOG, STEP_KEY, TRAIN_LOG
 
 # Keys of the evaluation rows that are bookkeeping of the record, not W&B metrics.
@@ -38,16 +38,33 @@ def record_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def drop_train_rows_after(run_dir: str | Path, step: int) -> int:
-    """Keep only the training rows up to ``step`` (a resume from that checkpoint logs the later ones again)."""
+def restore_train_log(run_dir: str | Path, checkpoint: Path | None) -> tuple[int, int]:
+    """Make ``train_log.jsonl`` hold exactly the training rows up to the checkpoint a run resumes from.
+
+    Rows after it are dropped: the resume logs those steps again. Rows up to it that the file lacks (a deleted or
+    damaged file) are rebuilt from the checkpoint's ``trainer_state.json``, whose ``log_history`` holds every row the
+    trainer logged (``trainers.log_recorder.record_row`` makes both). Returns (rows dropped, rows rebuilt).
+    """
+    from trainers.log_recorder import record_row
+
     path = Path(run_dir) / TRAIN_LOG
-    if not path.exists():
-        return 0
-    rows = read_jsonl(path, tolerate_truncated_tail=True)
+    rows = read_jsonl(path, tolerate_truncated_tail=True) if path.exists() else []
+    step = int(checkpoint.name.split("-")[1]) if checkpoint is not None else 0
     kept = [r for r in rows if r.get(STEP_KEY, 0) <= step]
-    if len(kept) != len(rows):
-        write_jsonl_atomic(path, kept)
-    return len(rows) - len(kept)
+    rebuilt: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        history = read_json(checkpoint / "trainer_state.json").get("log_history", [])
+        have = {r.get(STEP_KEY) for r in kept}
+        for entry in history:
+            row = record_row({k: v for k, v in entry.items() if k != "step"}, entry.get("step", 0))
+            if row is not None and row[STEP_KEY] <= step and row[STEP_KEY] not in have:
+                rebuilt.append(row)
+    if rebuilt or len(kept) != len(rows):
+        write_jsonl_atomic(path, sorted(kept + rebuilt, key=lambda r: r.get(STEP_KEY, 0)))
+    if rebuilt:
+        print(f"{path}: {len(rebuilt)} training rows up to step {step} were missing (steps {steps_of(rebuilt)}); "
+              f"rebuilt them from {checkpoint / 'trainer_state.json'}")  # fmt: skip
+    return len(rows) - len(kept), len(rebuilt)
 
 
 def wandb_logged_rows(run_id: str, wandb_dir: str | Path) -> list[dict[str, Any]]:

@@ -105,11 +105,6 @@ def check_trainer_arguments(resolved: Any) -> None:
         raise ExperimentError(f"experiment {exp.name!r}: {kind} refuses these settings ({where}): {e}") from None
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = [p for p in run_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[1])) if ckpts else None
-
-
 def val_subset(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
     """A fixed subset of the validation items (the same for every run and seed: a fair selection set)."""
     if n is None or n >= len(items):
@@ -156,27 +151,38 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     import torch
 
     from data.models import load_model_and_processor
-    from experiments.record import drop_train_rows_after
+    from experiments.record import restore_train_log
     from experiments.tracking import tracked_run
     from trainers.checkpoint_eval import CheckpointEvaluator, EvalSet, eval_log_row
-    from trainers.checkpoint_storage import OptimizerStatePruner, has_optimizer_state
+    from trainers.checkpoint_storage import (
+        OptimizerStatePruner,
+        fallback_advice,
+        has_optimizer_state,
+        is_complete,
+        resumable_checkpoint,
+    )
     from trainers.common import checkpoint_finished_training
     from trainers.console import install_compact_log
     from trainers.log_recorder import TrainLogRecorder
 
     exp, out = resolved.experiment, resolved.output_dir
     pruner = OptimizerStatePruner(exp.train.keep_optimizer)  # a bad policy fails before any model is loaded
-    last = latest_checkpoint(out)
-    if last is not None and not resume:
-        raise DataError(f"{out} already holds checkpoints (last: {last.name}); pass --resume to continue that run "
+    last, partial = resumable_checkpoint(out)
+    if (last is not None or partial) and not resume:
+        held = last.name if last is not None else partial[-1].name
+        raise DataError(f"{out} already holds checkpoints (last: {held}); pass --resume to continue that run "
                         "or --output-dir to start a new one")  # fmt: skip
+    for p in partial:  # a save cut short (a kill, a full disk): the resume saves that step again
+        print(f"{p}: incomplete (no readable trainer_state.json: its save was cut short), skipped; resuming from "
+              f"{last.name if last is not None else 'the start'}")  # fmt: skip
     if resume and last is None:
         print(f"--resume: no checkpoint in {out} yet, starting from the beginning")
     if last is not None and not has_optimizer_state(last) and not checkpoint_finished_training(last):
         raise DataError(f"{last} has no optimizer state, so training cannot resume from it exactly (only the latest "
-                        "checkpoint keeps it); restore that state or start a new run with --output-dir")  # fmt: skip
-    # Training rows after the resumed checkpoint are computed again: the record keeps only the ones that stand.
-    drop_train_rows_after(out, int(last.name.split("-")[1]) if last is not None else 0)
+                        f"checkpoint keeps it). {fallback_advice(last)}")  # fmt: skip
+    # Training rows after the resumed checkpoint are computed again: the record keeps only the ones that stand, and
+    # gets back any it lost from the checkpoint's own copy.
+    restore_train_log(out, last)
     train_items, test, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
     # One dtype for the run: the trainer's bf16 autocast and every evaluation, step 0 included (before the trainer
@@ -220,9 +226,10 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
 
         step = trainer.state.global_step
         # The trainer saves (and so evaluates) at its last step too: pointing the final evaluation at that
-        # checkpoint's directory makes it resume with every item done, instead of generating everything again.
-        last_eval = out / f"checkpoint-{step}" / "eval"
-        final_dir = last_eval if (last_eval / "test" / "metrics.json").exists() else out / "final"
+        # checkpoint's directory makes it resume with every item done, instead of generating everything again (or,
+        # killed before that evaluation, makes it there, of the weights the resume loaded from that checkpoint).
+        final_ckpt = out / f"checkpoint-{step}"
+        final_dir = final_ckpt / "eval" if is_complete(final_ckpt) else out / "final"
         # Recorded once: the last checkpoint's evaluation is already in the record (unless a kill cut it short).
         final = evaluator.evaluate_model(trainer.model, final_dir, step, record=step not in evaluator.recorded_steps())
         for name in ("predictions.json", "metrics.json"):

@@ -1,4 +1,5 @@
-"""What the SFT and GRPO trainers share: the LR schedule length, the finished-run guard, audio-encoder freezing.
+"""What the SFT and GRPO trainers share: the LR schedule length, the finished-run guard, exact checkpoint loading,
+clear save failures, audio-encoder freezing. :class:`SuiteTrainerMixin` puts the first four under a trainer.
 
 - :class:`ScheduleStepsMixin` decays the learning rate over ``schedule_steps`` instead of the run's length (the
   original GRPO code's 1000-step schedule on runs reported at step 500).
@@ -6,6 +7,8 @@
   the run's ``max_steps`` load that checkpoint and stop. transformers 5.23 would otherwise take one more optimizer
   step and save one more checkpoint (its loop checks ``max_steps`` only after a step), so a resumed finished run
   would silently train past its length.
+- ``trainers/checkpoint_load.py``: a resume loads every saved weight or fails naming the checkpoint;
+  ``trainers/checkpoint_storage.py``: a save that fills the disk says so.
 - :func:`freeze_audio_encoder` stops gradients into the Whisper encoder (``--set train.freeze_audio_encoder=true``).
 """
 
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from data.schema import DataError
+from trainers.checkpoint_load import StrictCheckpointLoadMixin
+from trainers.checkpoint_storage import SaveFailureMixin
 
 
 class ScheduleStepsMixin:
@@ -57,6 +62,10 @@ class FinishedRunGuardMixin:
         print(f"{resume_from_checkpoint}: training had finished (step {self.state.global_step} of "
               f"{self.state.max_steps}); loaded it, no further steps")  # fmt: skip
         return TrainOutput(self.state.global_step, 0.0, {})
+
+
+class SuiteTrainerMixin(FinishedRunGuardMixin, StrictCheckpointLoadMixin, SaveFailureMixin, ScheduleStepsMixin):
+    """Everything above, for ``class AudioSFTTrainer(SuiteTrainerMixin, Trainer)`` and the GRPO trainer alike."""
 
 
 def freeze_audio_encoder(model: Any) -> None:

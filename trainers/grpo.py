@@ -32,11 +32,11 @@ from trl import GRPOConfig, GRPOTrainer
 from data.audio import load_audio
 from data.features import featurize
 from data.models import audio_window_seconds
-from trainers.common import FinishedRunGuardMixin, ScheduleStepsMixin, freeze_audio_encoder
+from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
 from trainers.group_prefill import shared_prefix_logps
 
 
-class AudioGRPOTrainer(FinishedRunGuardMixin, ScheduleStepsMixin, GRPOTrainer):
+class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
     """``GRPOTrainer`` whose generation *and* log-probability passes all see the audio."""
 
     def __init__(self, *args: Any, processing_class: Any, audio_channel: str = "mean", **kwargs: Any):

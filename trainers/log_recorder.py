@@ -34,6 +34,17 @@ def wandb_keys(logs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def record_row(logs: dict[str, Any], step: int) -> dict[str, Any] | None:
+    """The ``train_log.jsonl`` row of one trainer log call (None for the end-of-run totals or a row of no scalars).
+
+    The trainer keeps the same ``logs`` (plus ``step``) in ``trainer_state.json``'s ``log_history``, so a lost row
+    is rebuilt exactly from a checkpoint (``experiments.record.restore_train_log``)."""
+    if any(k in RUN_TOTALS for k in logs):
+        return None
+    scalars = {k: v for k, v in logs.items() if isinstance(v, (int, float, bool))}
+    return {**wandb_keys(scalars), STEP_KEY: step} if scalars else None
+
+
 class TrainLogRecorder(TrainerCallback):
     def __init__(
         self,
@@ -51,10 +62,9 @@ class TrainLogRecorder(TrainerCallback):
             if self.summary is not None:
                 self.summary(wandb_keys(totals))
             return
-        scalars = {k: v for k, v in logs.items() if k not in RUN_TOTALS and isinstance(v, (int, float, bool))}
-        if not scalars:
+        row = record_row(logs, state.global_step)
+        if row is None:
             return
-        row = {**wandb_keys(scalars), STEP_KEY: state.global_step}
         append_jsonl(self.path, [row])
         if self.log is not None:
             self.log(row)

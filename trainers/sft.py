@@ -33,7 +33,7 @@ from data.features import featurize
 from data.models import audio_window_seconds
 from data.prompts import build_conversation, render_prompt, sft_target
 from data.schema import Item
-from trainers.common import FinishedRunGuardMixin, ScheduleStepsMixin, freeze_audio_encoder
+from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
 
 END_OF_TURN = "<|im_end|>"
 
@@ -105,7 +105,7 @@ def token_mean_loss(outputs: Any, labels: torch.Tensor, num_items_in_batch: Any 
     return total / n
 
 
-class AudioSFTTrainer(FinishedRunGuardMixin, ScheduleStepsMixin, Trainer):
+class AudioSFTTrainer(SuiteTrainerMixin, Trainer):
     """``Trainer`` with the token-mean loss; nothing else differs."""
 
 
