@@ -79,9 +79,11 @@ def fallback_advice(ckpt: Path) -> str:
     prev = earlier[-1]
     if has_optimizer_state(prev):
         return f"To resume from {prev.name} instead, move {ckpt} out of the run directory and rerun with --resume."
-    return (f"The previous checkpoint, {prev}, keeps its weights only (train.keep_optimizer=latest), so the run "
-            f"cannot resume exactly from it: evaluate it by path (python -m experiments eval --model {prev} ...) or "
-            "start a new run with --output-dir (--set train.keep_optimizer=all keeps every checkpoint resumable).")
+    return (
+        f"The previous checkpoint, {prev}, keeps its weights only (train.keep_optimizer=latest), so the run "
+        f"cannot resume exactly from it: evaluate it by path (python -m experiments eval --model {prev} ...) or "
+        "start a new run with --output-dir (--set train.keep_optimizer=all keeps every checkpoint resumable)."
+    )
 
 
 def has_hf_weights(ckpt: Path) -> bool:
