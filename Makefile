@@ -41,9 +41,9 @@ paper: $(STAMP)  ## the main job: every Table 2 run of the profile, their silent
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE) --select $(SELECT)
 	$(PY) -m analysis.figures fig4 --profile $(PROFILE) --select $(SELECT)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
-	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
+	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
 
-table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test, TABLE2_ARGS)
+table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test, TABLE2_ARGS)
 	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
 
 silent: $(STAMP)  ## silent-audio control of each Table 2 row's selected checkpoint, in its run dir (PROFILE, SELECT)

@@ -44,7 +44,7 @@ from analysis.paper_numbers import TABLE2_EXPERIMENTS, TASK_COLUMNS
 from analysis.runs import RunTables
 from data.io import read_json
 from data.schema import DataError
-from trainers.record_files import STEP_KEY
+from trainers.record_files import RUN_ID_FILE, STEP_KEY
 
 SELECTION_RULES: dict[str, str] = {
     "best-val": "highest validation accuracy (eval/val/avg), ties to the earliest step",
@@ -363,6 +363,34 @@ def read_metrics(path: Path) -> dict[str, Any] | str:
     return metrics if isinstance(metrics, dict) else f"{path} is not a JSON object"
 
 
+def left_out_run_dirs(
+    tables: RunTables, profile: str, experiments: Sequence[str], chosen: Mapping[str, Sequence[Any]], root: Path
+) -> list[str]:
+    """Notes on this machine's canonical run directories (``<root>/<profile>/<experiment>/seed<N>/``) that the
+    report leaves out although no W&B run explains why: a run killed before W&B flushed anything, or never synced.
+
+    (A run that W&B holds but the selection passed over is named by :func:`pick_runs` already.)"""
+    known = set(tables.runs["run_id"].astype(str)) if "run_id" in tables.runs else set()
+    notes = []
+    for experiment in experiments:
+        seeds = {int(c.seed) for c in chosen.get(experiment, [])}
+        for run_dir in sorted((root / profile / experiment).glob("seed*")):
+            seed = run_dir.name.removeprefix("seed")
+            if not seed.isdigit() or int(seed) in seeds or not (run_dir / "experiment.json").exists():
+                continue
+            id_file = run_dir / RUN_ID_FILE
+            run_id = id_file.read_text().strip() if id_file.exists() else None
+            if run_id in known:
+                continue
+            state = "complete" if (run_dir / "run_complete.json").exists() else "not complete (killed or running)"
+            why = (f"its W&B run {run_id} is not among the runs read (killed before W&B flushed anything, or not "
+                   "synced)" if run_id else "it has no W&B run (stopped before W&B started)")  # fmt: skip
+            notes.append(f"{experiment} seed {seed}: left out: the run directory {run_dir} is {state}, and {why}; "
+                         f"`python -m experiments run {experiment} --profile {profile} --seed {seed} --resume` "
+                         "finishes it and logs its whole record to W&B")  # fmt: skip
+    return notes
+
+
 def _value(x: float) -> float | None:
     return None if x != x else float(x)
 
@@ -374,8 +402,10 @@ def select_checkpoints(
     experiments: Sequence[str] = TABLE2_EXPERIMENTS,
     *,
     include_adhoc: bool = False,
+    run_dirs: Path | None = None,
 ) -> Selection:
-    """Pick the runs of ``profile`` (see :func:`pick_runs`) and one checkpoint of each by ``rule``."""
+    """Pick the runs of ``profile`` (see :func:`pick_runs`) and one checkpoint of each by ``rule``. With ``run_dirs``
+    (the outputs root on this machine), the notes also name each run directory left out (:func:`left_out_run_dirs`)."""
     if rule not in SELECTION_RULES:
         raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES)}")
     picked, notes = pick_runs(tables, profile, experiments, include_adhoc=include_adhoc)
@@ -403,6 +433,8 @@ def select_checkpoints(
                     adhoc_reasons=tuple(run_adhoc_reasons(run)), direct=direct,
                 )
             )  # fmt: skip
+    if run_dirs is not None:
+        notes += left_out_run_dirs(tables, profile, experiments, chosen, Path(run_dirs))
     missing = [e for e in experiments if e not in chosen]
     return Selection(profile=profile, rule=rule, chosen=chosen, missing=missing, notes=notes, runs=picked,
                      include_adhoc=include_adhoc)  # fmt: skip

@@ -5,7 +5,7 @@
                               [--select best-val|final|best-test] [--out reports/<profile>] [--allow-mixed-versions]
                               [--allow-mixed-decoding] [--allow-gaps] [--include-adhoc]
 
-Writes ``<out>/table2.md``, ``table2.tex`` (needs ``\\usepackage{booktabs}``) and ``table2.csv`` atomically and
+Writes ``<out>/table2/table2.md``, ``table2.tex`` (needs ``\\usepackage{booktabs}``) and ``table2.csv`` as one set and
 prints the Markdown; ``<out>`` is ``reports/<profile>`` unless ``--out`` says otherwise. Exit status: 0 written; 2
 some Table 2 experiment has no usable run (the message names them and the commands that produce them); 1 the W&B
 runs disagree with their run directories on this machine (:mod:`analysis.crosscheck`; pass ``--allow-gaps`` to write
@@ -88,8 +88,9 @@ from analysis.select import (
 from analysis.select import select_checkpoints as _select
 from analysis.silent import DIFFERS, MISSING, NOT_HERE, SilentEval, chance_level, read_silent, silent_command
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
-from data.io import write_text_atomic
+from data.io import replace_file_set
 from data.schema import DataError
+from experiments.paths import output_root
 
 # Known MMAU versions, to say in words what a label means.
 VERSION_NAMES = {
@@ -299,6 +300,7 @@ def build_table2(
     allow_gaps: bool = False,
     include_adhoc: bool = False,
     source: str = "offline W&B runs",
+    run_dirs: Path | None = None,
 ) -> Table2:
     """Select the runs and checkpoints, check the runs against their run directories, compute every number.
 
@@ -310,7 +312,7 @@ def build_table2(
         MixedDecodingError: the selected evaluations were decoded in different compute dtypes or with different
             decoding sources, unknown counting as one more value (unless ``allow_mixed_decoding``).
     """
-    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc)
+    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc, run_dirs=run_dirs)
     check = check_runs(tables, selection.runs)
     if check.problems and not allow_gaps:
         raise GapsError(check, "Table 2")
@@ -851,14 +853,20 @@ def render_csv(table: Table2) -> str:
     return buffer.getvalue()
 
 
+TABLE2_SET = "table2"  # the folder under the report directory that holds the table's three files
+
+
 def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``table2.md``, ``.tex`` and ``.csv`` into ``out_dir`` (each atomically); returns the paths."""
+    """Write ``table2/table2.{md,tex,csv}`` under ``out_dir`` as one set (``data.io.replace_file_set``: a kill at any
+    moment leaves the old three files or the new three, never a mix); returns the paths by extension."""
     out_dir = Path(out_dir)
-    paths = {ext: out_dir / f"table2.{ext}" for ext in ("md", "tex", "csv")}
-    write_text_atomic(paths["md"], render_markdown(table))
-    write_text_atomic(paths["tex"], render_latex(table))
-    write_text_atomic(paths["csv"], render_csv(table))
-    return paths
+    renders = {"md": render_markdown, "tex": render_latex, "csv": render_csv}
+    written = replace_file_set(
+        out_dir / TABLE2_SET, {f"table2.{ext}": r(table).encode() for ext, r in renders.items()}
+    )
+    for ext in renders:  # versions before the set wrote the three files beside it: never leave those to be misread
+        (out_dir / f"table2.{ext}").unlink(missing_ok=True)
+    return {ext: written[f"table2.{ext}"] for ext in renders}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -882,7 +890,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, *, report: bool = True
     source.add_argument("--wandb-dir", default=None,
                         help="folder of offline W&B runs (default: $WANDB_DIR, else <outputs>/wandb)")  # fmt: skip
     source.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="read the runs from the W&B service")
-    parser.add_argument("--profile", default="toy", help="the profile whose runs to use (default toy)")
+    from experiments.profiles import PROFILES
+
+    parser.add_argument("--profile", default="toy", choices=list(PROFILES),
+                        help="the profile whose runs to use (default toy)")  # fmt: skip
     parser.add_argument("--include-adhoc", action="store_true",
                         help="let ad hoc runs (--set overrides, non-canonical settings) be selected too; the report "
                         "marks them")  # fmt: skip
@@ -950,7 +961,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
                              allow_mixed_decoding=args.allow_mixed_decoding, allow_gaps=args.allow_gaps,
-                             include_adhoc=args.include_adhoc, source=source)  # fmt: skip
+                             include_adhoc=args.include_adhoc, source=source, run_dirs=output_root())  # fmt: skip
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -43,8 +43,21 @@ import soxr
 from data.schema import DataError
 
 SAMPLE_RATE = 16000
+# The shortest clip that gives Qwen2-Audio one audio token: 3 mel frames (hop 160), through the encoder's stride-2
+# convolution and stride-2 pooling (data.features.audio_token_count). A shorter clip would reach the model as no
+# audio at all; load_audio pads it with silence to this length and counts it (AudioStats.n_padded).
+MIN_AUDIO_SAMPLES = 480
 
-__all__ = ["SAMPLE_RATE", "AudioProbe", "AudioStats", "load_audio", "probe_audio", "probe_audio_files", "write_wav"]
+__all__ = [
+    "MIN_AUDIO_SAMPLES",
+    "SAMPLE_RATE",
+    "AudioProbe",
+    "AudioStats",
+    "load_audio",
+    "probe_audio",
+    "probe_audio_files",
+    "write_wav",
+]
 
 # Containers that store samples uncompressed, and the integer PCM subtypes: together, the only files whose samples
 # cannot be NaN/Inf and cannot fail to decode halfway once the header is valid (see probe_audio).
@@ -70,8 +83,11 @@ class AudioStats:
     cut: list[str] = field(default_factory=list)
     max_listed: int = 50
     max_seconds: float | None = None
+    n_padded: int = 0  # clips shorter than MIN_AUDIO_SAMPLES, padded with silence to it
+    padded: list[str] = field(default_factory=list)
 
-    def add(self, path: str | Path, *, cut: bool, resampled: bool, max_seconds: float | None) -> None:
+    def add(self, path: str | Path, *, cut: bool, resampled: bool, max_seconds: float | None,
+            padded: bool = False) -> None:  # fmt: skip
         self.n_loaded += 1
         self.n_resampled += int(resampled)
         if max_seconds is not None:
@@ -80,6 +96,10 @@ class AudioStats:
             self.n_cut += 1
             if len(self.cut) < self.max_listed:
                 self.cut.append(str(path))
+        if padded:
+            self.n_padded += 1
+            if len(self.padded) < self.max_listed:
+                self.padded.append(str(path))
 
     def merge(self, other: AudioStats) -> None:
         """Add another counter's totals (a batch's stats into a whole evaluation's)."""
@@ -87,6 +107,8 @@ class AudioStats:
         self.n_resampled += other.n_resampled
         self.n_cut += other.n_cut
         self.cut.extend(other.cut[: max(0, self.max_listed - len(self.cut))])
+        self.n_padded += other.n_padded
+        self.padded.extend(other.padded[: max(0, self.max_listed - len(self.padded))])
         if other.max_seconds is not None:
             self.max_seconds = other.max_seconds
 
@@ -102,6 +124,9 @@ class AudioStats:
             "max_seconds": self.max_seconds,
             "cut_paths": list(self.cut),
             "cut_paths_truncated": self.n_cut > len(self.cut),
+            "n_padded_short": self.n_padded,
+            "padded_short_paths": list(self.padded),
+            "min_samples": MIN_AUDIO_SAMPLES,
         }
 
 
@@ -142,7 +167,8 @@ def load_audio(
 
     ``channel="mean"`` averages the channels; ``"first"`` keeps channel 0 like the original code. ``max_seconds=None``
     keeps the whole clip. Raises :class:`DataError` for a missing, empty or undecodable file, and for NaN or
-    infinite samples in the part that is read (they would turn the model's features into NaN).
+    infinite samples in the part that is read (they would turn the model's features into NaN). A clip shorter than
+    :data:`MIN_AUDIO_SAMPLES` (30 ms) is padded with silence to it and counted in ``stats``.
     """
     if channel not in ("mean", "first"):
         raise ValueError(f"channel must be 'mean' or 'first', got {channel!r}")
@@ -183,8 +209,11 @@ def load_audio(
             # soxr rounds the output length; keep the hard limit exact in output samples.
             wave = wave[: int(round(max_seconds * sample_rate))]
 
+    padded = wave.shape[0] < MIN_AUDIO_SAMPLES
+    if padded:  # silence after the clip, so that the model gets one audio token instead of none
+        wave = np.pad(wave, (0, MIN_AUDIO_SAMPLES - wave.shape[0]))
     if stats is not None:
-        stats.add(path, cut=cut, resampled=resampled, max_seconds=max_seconds)
+        stats.add(path, cut=cut, resampled=resampled, max_seconds=max_seconds, padded=padded)
     return wave
 
 

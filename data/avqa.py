@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from data.audio import probe_audio_files
+from data.audio import MIN_AUDIO_SAMPLES, SAMPLE_RATE, probe_audio_files
 from data.io import write_json_atomic
 from data.schema import DataError, Item
 
@@ -106,6 +106,8 @@ class AvqaSplit:
     skipped_missing_audio: list[str] = field(default_factory=list)
     skipped_bad_audio: dict[str, str] = field(default_factory=dict)  # id -> why its audio file is unusable
     duplicate_choice_ids: list[str] = field(default_factory=list)
+    # Clips shorter than one audio token: kept, and padded with silence when loaded (data.audio.MIN_AUDIO_SAMPLES).
+    padded_short_audio: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,6 +121,8 @@ class AvqaSplit:
             "skipped_ids": list(self.skipped_missing_audio),
             "n_skipped_bad_audio": len(self.skipped_bad_audio),
             "skipped_bad_audio": dict(self.skipped_bad_audio),
+            "n_padded_short_audio": len(self.padded_short_audio),
+            "padded_short_audio": list(self.padded_short_audio),
         }
 
 
@@ -211,7 +215,15 @@ def _bad_audio_lines(bad: dict[str, str]) -> str:
 
 def _drop_bad_audio(split: AvqaSplit, bad_audio: BadAudio) -> None:
     """Probe the items' clips; drop (and list) the items whose clip is unusable, or raise for ``"error"``."""
-    _, bad = probe_audio_files([it.audio_path for it in split.items])
+    good, bad = probe_audio_files([it.audio_path for it in split.items])
+    short = {
+        p for p, probe in good.items() if round(probe.frames * SAMPLE_RATE / probe.sample_rate) < MIN_AUDIO_SAMPLES
+    }
+    split.padded_short_audio = [it.id for it in split.items if it.audio_path in short]
+    if split.padded_short_audio:
+        log.warning("%s: %d clips are shorter than one audio token (%d samples at 16 kHz) and will be padded with "
+                    "silence (ids in the data report), e.g. id %s", split.file, len(split.padded_short_audio),
+                    MIN_AUDIO_SAMPLES, split.padded_short_audio[0])  # fmt: skip
     if not bad:
         return
     found = {it.id: bad[it.audio_path] for it in split.items if it.audio_path in bad}

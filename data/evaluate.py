@@ -60,7 +60,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from data.audio import AudioStats, load_audio, probe_audio
+from data.audio import MIN_AUDIO_SAMPLES, AudioStats, load_audio, probe_audio
 from data.audio_encoder import use_valid_frame_encoder
 from data.distributed import barrier, gather_objects, is_main, rank_and_size
 from data.features import featurize
@@ -613,6 +613,9 @@ def evaluate(
         items_per_second=round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None,
     )
     if rank == 0:
+        if stats.n_padded:
+            print(f"{out_dir}: {stats.n_padded} clips shorter than {MIN_AUDIO_SAMPLES} samples (one audio token) were "
+                  f"padded with silence, e.g. {stats.padded[0]}; all counted in metrics.json (audio.n_padded_short)")  # fmt: skip
         write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id]) for i in items])
         write_json_atomic(out_dir / "metrics.json", metrics)
         if progress if print_table is None else print_table:

@@ -1,4 +1,5 @@
-"""Small file helpers used across the suite: atomic JSON writes and append-only JSON-lines files.
+"""Small file helpers used across the suite: atomic JSON writes, sets of files replaced as one, and append-only
+JSON-lines files.
 
 Atomic writes (temporary file, then rename) mean a killed process never leaves a half-written metrics or report
 file behind; JSON-lines appends with a flush per record are what make evaluations and reports resumable.
@@ -47,6 +48,76 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is unsupported."""
+    import ctypes
+    import errno
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system or kernel without it
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file_set(target: str | Path, files: dict[str, bytes]) -> dict[str, Path]:
+    """Make the directory ``target`` hold exactly ``files`` (name -> bytes), replaced as one set: whenever a reader
+    looks, or this process is killed, ``target`` holds the old set or the new one, never a mix.
+
+    The new set is written into a temporary sibling ``.<name>.<token>.tmp`` and swapped in with one atomic
+    directory exchange (the old set, now in the sibling, is then removed). Where the exchange is unsupported, two
+    renames with a moment between them in which ``target`` is absent; a later call restores the old set from its
+    ``.old.tmp`` sibling if a kill fell there. Each call first removes the temporaries a killed call left.
+    Returns each file's final path.
+    """
+    target = Path(target)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(parent.glob(f".{target.name}.*.tmp")):
+        if stale.name.endswith(".old.tmp") and not target.exists():
+            stale.rename(target)  # killed between the fallback's two renames: the old set comes back
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
+    token = f"{os.getpid()}-{time.monotonic_ns()}"
+    new = parent / f".{target.name}.{token}.tmp"
+    new.mkdir()
+    try:
+        for name, data in files.items():
+            with open(new / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        _fsync_dir(new)
+        if not target.exists():
+            new.rename(target)
+        elif _exchange(new, target):
+            shutil.rmtree(new)  # now the old set
+        else:
+            old = parent / f".{target.name}.{token}.old.tmp"
+            target.rename(old)
+            new.rename(target)
+            shutil.rmtree(old)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    return {name: target / name for name in files}
 
 
 def read_json(path: str | Path) -> Any:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from data.io import build_once, sources_digest
+from data.schema import DataError
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Frames per second of Whisper features (hop 160 at 16 kHz); the encoder sees 2 * max_source_positions frames.
@@ -148,10 +149,57 @@ def prepare_processor(processor: Any) -> Any:
     return processor
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+class CheckpointError(DataError):
+    """A checkpoint whose weights cannot be loaded exactly: the message names it, what is wrong, and what to do."""
+
+
+def key_mismatch(
+    where: str | Path, missing: list[str], unexpected: list[str], mismatched: list[str]
+) -> CheckpointError:
+    """The error for a checkpoint whose weight names or shapes do not match the model's (a few of each named)."""
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
+
+    parts = [f"{len(missing)} missing ({some(missing)})" if missing else "",
+             f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
+             f"{len(mismatched)} with another shape ({some(mismatched)})" if mismatched else ""]  # fmt: skip
+    return CheckpointError(
+        f"{where}: its weights do not match the model's ({'; '.join(p for p in parts if p)}), so loading it would "
+        "leave weights unloaded. Is it a checkpoint of this model? Start a new run with --output-dir, or evaluate "
+        "the right checkpoint by path (python -m experiments eval --model ...)"
+    )
+
+
+def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "default") -> None:
+    """Every adapter tensor saved in ``ckpt`` names one of the PEFT ``model``'s adapter weights, with its shape, and
+    every one of them is saved; else :class:`CheckpointError`."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    path = Path(ckpt) / ADAPTER_WEIGHTS
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as e:  # safetensors' own SafetensorError, or OSError on a short file
+        raise CheckpointError(
+            f"{path} cannot be read ({type(e).__name__}: {e}); the file is damaged or incomplete"
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name).items()}
+    missing, unexpected = sorted(expected.keys() - saved.keys()), sorted(saved.keys() - expected.keys())
+    mismatched = sorted(k for k in saved.keys() & expected.keys() if saved[k] != expected[k])
+    if missing or unexpected or mismatched:
+        raise key_mismatch(Path(ckpt), missing, unexpected, mismatched)
+
+
 def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, device: Any = None):
     """Load a Qwen2-Audio model + processor from a hub id or local directory (safetensors, no remote code).
 
     A directory with ``adapter_config.json`` (a LoRA checkpoint) loads its base model and merges the adapters.
+    Any missing, unexpected or mis-shaped weight is a :class:`CheckpointError` (transformers would only warn).
     """
     import torch
     from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
@@ -163,13 +211,20 @@ def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, dev
     base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.exists() else name
     # A LoRA checkpoint holds adapters (and the processor): load its base model, then the adapters on top.
     processor = prepare_processor(AutoProcessor.from_pretrained(name, trust_remote_code=False))
-    model = Qwen2AudioForConditionalGeneration.from_pretrained(
-        base, dtype=dtype, use_safetensors=True, trust_remote_code=False
+    model, info = Qwen2AudioForConditionalGeneration.from_pretrained(
+        base, dtype=dtype, use_safetensors=True, trust_remote_code=False, output_loading_info=True
     )
+    # transformers only warns about these, and initialises the missing weights at random: refuse instead.
+    mismatched = [str(m[0]) if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", [])]
+    if info.get("missing_keys") or info.get("unexpected_keys") or mismatched:
+        raise key_mismatch(base, sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", [])),
+                           mismatched)  # fmt: skip
     if adapter.exists():
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, name).merge_and_unload()
+        peft_model = PeftModel.from_pretrained(model, name)
+        check_adapter_keys(peft_model, name)
+        model = peft_model.merge_and_unload()
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)

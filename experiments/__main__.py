@@ -20,6 +20,19 @@ import sys
 
 from data.schema import DataError
 
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+
+
+def seed_arg(text: str) -> int:
+    """A ``--seed`` value: a whole number from 0 to 2**32 - 1 (numpy's range), checked before anything is written."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: give a whole number from 0 to {MAX_SEED}")
+    return seed
+
 
 def _list() -> None:
     from experiments.profiles import PROFILES
@@ -44,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run a named experiment")
     p_run.add_argument("name")
     p_run.add_argument("--profile", default=None, help="toy (default), paper or smoke; --resume: the stored one")
-    p_run.add_argument("--seed", type=int, default=None, help="default 0; --resume: the stored one")
+    p_run.add_argument("--seed", type=seed_arg, default=None, help="default 0; --resume: the stored one")
     p_run.add_argument("--output-dir", default=None)
     p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a field, e.g. train.learning_rate=1e-5 (tags the run ad hoc)")  # fmt: skip
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p_paper = sub.add_parser("paper", help="run every Table 2 experiment of a profile, skipping finished runs")
     p_paper.add_argument("--profile", default="toy")
-    p_paper.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p_paper.add_argument("--seeds", type=seed_arg, nargs="+", default=[0])
 
     p_eval = sub.add_parser("eval", help="evaluate a checkpoint on an MMAU-format benchmark")
     p_eval.add_argument("--model", required=True, help="hub id, local directory, 'tiny' or 'toy-instruct'")

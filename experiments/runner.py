@@ -25,6 +25,7 @@ from experiments.registry import get_experiment
 from experiments.spec import (
     EvalSpec,
     Experiment,
+    ExperimentError,
     TrainSpec,
     apply_overrides,
     check_fields,
@@ -134,6 +135,8 @@ def validate(resolved: ResolvedRun) -> None:
     """
     from experiments.tracking import wandb_env_tags
 
+    if not 0 <= resolved.seed < 2**32:  # numpy's range; the command line refuses it earlier (seed_arg)
+        raise ExperimentError(f"seed {resolved.seed}: give a whole number from 0 to {2**32 - 1}")
     check_fields(resolved.experiment)
     wandb_env_tags()  # a bad WANDB_TAGS names the variable now, not after the model is loaded
     if resolved.experiment.method in ("sft", "grpo"):

@@ -124,6 +124,9 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
             if skipped:
                 print(f"{split.file}: {len(skipped)} of {split.n_records} items skipped ({why}; ids and reasons in "
                       f"{out / report})")  # fmt: skip
+        if split.padded_short_audio:
+            print(f"{split.file}: {len(split.padded_short_audio)} clips shorter than one audio token are padded with "
+                  f"silence (ids in {out / report})")  # fmt: skip
     test = load_mmau(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
     return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
 

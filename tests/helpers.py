@@ -50,15 +50,25 @@ def write_mmau_benchmark(root: Path, n: int = 10, *, seed: int = 0) -> Path:
 REPO = Path(__file__).resolve().parent.parent
 
 
-def launch_experiments(config: str, args: list[str], cwd: Path, wandb_dir: Path) -> float:
+def launch_experiments(
+    config: str, args: list[str], cwd: Path, wandb_dir: Path, *, kill_at: str | None = None
+) -> float:
     """``accelerate launch --config_file launch/<config>.yaml -m experiments ARGS`` on the CPU (no GPU visible);
-    fails the test with the processes' stderr unless they succeed. Returns the seconds it took."""
+    fails the test with the processes' stderr unless they succeed. Returns the seconds it took.
+
+    ``kill_at`` (e.g. ``"saved:2"``, see ``tests/kill_at.py``): the main process is SIGKILLed at that moment, the
+    launcher ends the others, and the launch must fail instead."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "WANDB_DIR": str(wandb_dir), "PYTHONPATH": str(REPO)}
+    env.pop("WANDB_SERVICE", None)  # never the pytest process's W&B service: the run starts its own
+    target = ["-m", "experiments"] if kill_at is None else [str(REPO / "tests" / "kill_at.py"), kill_at]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "launch" / f"{config}.yaml"),
-           "-m", "experiments", *args]  # fmt: skip
+           *target, *args]  # fmt: skip
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, start_new_session=True)
+    if kill_at is None:
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    else:
+        assert proc.returncode != 0 and "SIGKILL" in proc.stderr, f"no SIGKILL at {kill_at}: {proc.stderr[-4000:]}"
     return time.perf_counter() - start
 
 

@@ -135,3 +135,29 @@ def test_garbage_bytes(tmp_path: Path) -> None:
         load_audio(path)
     msg = str(e.value)
     assert str(path) in msg and "ffmpeg -i" in msg and "-ar 16000 -ac 1" in msg
+
+
+def test_a_clip_shorter_than_one_audio_token_is_padded_and_counted(tmp_path: Path) -> None:
+    """Below MIN_AUDIO_SAMPLES the processor gives no audio token at all; padded, the clip gets exactly one."""
+    from data.audio import MIN_AUDIO_SAMPLES
+    from data.features import featurize
+    from data.models import build_tiny_processor
+    from tests.helpers import TEST_WORDS
+
+    processor = build_tiny_processor(words=TEST_WORDS)
+    audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+
+    def tokens(wave: np.ndarray) -> int:
+        batch = featurize(processor, ["<|audio_bos|><|AUDIO|><|audio_eos|>"], [wave])
+        return int((batch["input_ids"] == audio_id).sum())
+
+    assert tokens(np.zeros(MIN_AUDIO_SAMPLES - 1, dtype=np.float32)) == 0  # why the minimum is what it is
+    assert tokens(np.zeros(MIN_AUDIO_SAMPLES, dtype=np.float32)) == 1
+    stats = AudioStats()
+    short = write_wav(tmp_path / "short.wav", np.full(160, 0.5, dtype=np.float32))  # 0.01 s
+    wave = load_audio(short, stats=stats)
+    assert wave.shape == (MIN_AUDIO_SAMPLES,) and tokens(wave) == 1
+    assert np.allclose(wave[:160], 0.5, atol=1e-4) and not wave[160:].any()  # the clip, then silence
+    assert stats.n_padded == 1 and stats.as_dict()["padded_short_paths"] == [str(short)]
+    load_audio(write_wav(tmp_path / "ok.wav", np.zeros(MIN_AUDIO_SAMPLES, dtype=np.float32)), stats=stats)
+    assert stats.n_padded == 1  # a clip of exactly the minimum is left alone

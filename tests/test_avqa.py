@@ -31,8 +31,8 @@ def record(i: int, **over: Any) -> dict[str, Any]:
     return rec
 
 
-def make_audio(audio_dir: Path, name: str) -> Path:
-    return write_wav(audio_dir / name, np.zeros(160, dtype=np.float32))
+def make_audio(audio_dir: Path, name: str, samples: int = 1600) -> Path:
+    return write_wav(audio_dir / name, np.zeros(samples, dtype=np.float32))
 
 
 def write_list(path: Path, records: list[Any]) -> Path:
@@ -142,9 +142,22 @@ def test_missing_audio_is_skipped_and_reported(tmp_path: Path) -> None:
         "skipped_ids": ["1", "3"],
         "n_skipped_bad_audio": 0,
         "skipped_bad_audio": {},
+        "n_padded_short_audio": 0,
+        "padded_short_audio": [],
     }
     assert split.report() == expected
     assert read_json(report_path) == expected
+
+
+def test_a_clip_shorter_than_one_audio_token_is_kept_and_reported(tmp_path: Path) -> None:
+    from data.audio import MIN_AUDIO_SAMPLES
+
+    recs = [record(i) for i in range(3)]
+    for i, samples in enumerate((MIN_AUDIO_SAMPLES - 1, MIN_AUDIO_SAMPLES, 160)):
+        make_audio(tmp_path / "audio", f"{recs[i]['video_name']}.wav", samples)
+    split = load_avqa(write_list(tmp_path / "train_qa.json", recs), tmp_path / "audio")
+    assert [i.id for i in split.items] == ["0", "1", "2"]  # nothing skipped
+    assert split.padded_short_audio == ["0", "2"] and split.report()["n_padded_short_audio"] == 2
 
 
 def test_all_audio_missing_does_not_crash(tmp_path: Path) -> None:

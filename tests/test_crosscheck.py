@@ -114,15 +114,17 @@ def test_step_lost_in_wandb_fails_table2_unless_allowed(
 
     assert table2_main([*argv, "--out", str(tmp_path / "allowed"), "--allow-gaps"]) == 0
     assert f"warning (--allow-gaps): {expected}" in capsys.readouterr().err
-    md = (tmp_path / "allowed" / "table2.md").read_text(encoding="utf-8")
+    md = (tmp_path / "allowed" / "table2" / "table2.md").read_text(encoding="utf-8")
     assert "- **The W&B runs disagree with their run directories** (1 problem, allowed with `--allow-gaps`)" in md
     assert md.index("disagree with their run directories") < md.index("| Method | Source |")  # above the table
     assert f"- Run directory check: {expected}\n" in md.split("## Notes")[1]
     (grpo,) = _rows(md.split("## Measured rows: provenance")[1], "GRPO + Prompt <2>")
     assert grpo.endswith("| s0: yes (4 evaluations); s1: yes (4 evaluations), 1 problem (see the notes) |")
-    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "allowed" / "table2.csv").read_text(encoding="utf-8"))))
+    csv_rows = list(
+        csv.DictReader(io.StringIO((tmp_path / "allowed" / "table2" / "table2.csv").read_text(encoding="utf-8")))
+    )
     assert csv_rows[3]["run_dir_checked"] == "yes (4 evaluations);yes (4 evaluations), 1 problem (see the notes)"
-    assert "disagree with their run directories" in (tmp_path / "allowed" / "table2.tex").read_text()
+    assert "disagree with their run directories" in (tmp_path / "allowed" / "table2" / "table2.tex").read_text()
 
 
 def test_figures_apply_the_same_check(lost: AnalysisFixture, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -271,13 +273,13 @@ def test_adhoc_latest_run_excluded_by_default_included_with_flag(
     fx: AnalysisFixture, tables: RunTables, tmp_path: Path
 ) -> None:
     assert _cli(fx, tmp_path / "default") == 0
-    md = (tmp_path / "default" / "table2.md").read_text(encoding="utf-8")
+    md = (tmp_path / "default" / "table2" / "table2.md").read_text(encoding="utf-8")
     assert "grpo2s0adhoc" not in md.split("## Notes")[0]
     assert "ignored run grpo2s0adhoc (grpo-p2-toy-s0): ad hoc settings (--set overrides)" in md
     assert "Ad hoc runs allowed" not in md and ", ad hoc" not in md
 
     assert _cli(fx, tmp_path / "adhoc", "--include-adhoc") == 0
-    md = (tmp_path / "adhoc" / "table2.md").read_text(encoding="utf-8")
+    md = (tmp_path / "adhoc" / "table2" / "table2.md").read_text(encoding="utf-8")
     head = md.split("| Method | Source |")[0]
     assert "- **Ad hoc runs allowed** (`--include-adhoc`)" in head
     assert "ad hoc runs used: grpo-p2 s0 (run grpo2s0adhoc: --set overrides)." in head
@@ -287,9 +289,11 @@ def test_adhoc_latest_run_excluded_by_default_included_with_flag(
     assert "| grpo2s0adhoc (ad hoc), grpo2s1 |" in provenance
     assert _rows(md.split("## Measured rows: provenance")[1], "GRPO + Prompt <3>")[0].count("ad hoc") == 0
     assert "grpo-p2 seed 0: ignored run grpo2s0 (grpo-p2-toy-s0): superseded by the later run grpo2s0adhoc" in md
-    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "adhoc" / "table2.csv").read_text(encoding="utf-8"))))
+    csv_rows = list(
+        csv.DictReader(io.StringIO((tmp_path / "adhoc" / "table2" / "table2.csv").read_text(encoding="utf-8")))
+    )
     assert [r["adhoc"] for r in csv_rows] == ["no", "no", "no", "yes;no", "no"]
-    assert "Ad hoc runs allowed" in (tmp_path / "adhoc" / "table2.tex").read_text(encoding="utf-8")
+    assert "Ad hoc runs allowed" in (tmp_path / "adhoc" / "table2" / "table2.tex").read_text(encoding="utf-8")
     selection = select_checkpoints(tables, "toy", include_adhoc=True)
     assert [c.run_id for c in selection.chosen["grpo-p2"]] == ["grpo2s0adhoc", "grpo2s1"]
     assert selection.chosen["grpo-p2"][0].adhoc and not selection.chosen["grpo-p2"][1].adhoc
@@ -322,9 +326,9 @@ def test_reports_go_to_a_folder_per_profile(
     assert figures_main(["fig4", "--profile", "smoke"]) == 0
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == [f"reports/smoke/{name}" for name in
-                       ("fig4.pdf", "fig4.png", "table2.csv", "table2.md", "table2.tex")]  # fmt: skip
+                       ("fig4.pdf", "fig4.png", "table2/table2.csv", "table2/table2.md", "table2/table2.tex")]  # fmt: skip
     assert table2_main(["--profile", "smoke", "--out", "elsewhere"]) == 0  # --out still overrides
-    assert (tmp_path / "elsewhere" / "table2.md").is_file()
+    assert (tmp_path / "elsewhere" / "table2" / "table2.md").is_file()
 
 
 def test_make_targets_use_the_per_profile_default() -> None:
@@ -335,7 +339,7 @@ def test_make_targets_use_the_per_profile_default() -> None:
     commands = [line for line in out.splitlines() if "-m analysis." in line]
     # paper: silent controls, fig3, fig4, table2; then table2, fig3, fig4 on their own
     assert len(commands) == 7 and all("--profile smoke" in c and "--out" not in c for c in commands)
-    assert "reports: reports/smoke/table2.{md,tex,csv}, reports/smoke/fig3.{png,pdf}" in out
+    assert "reports: reports/smoke/table2/table2.{md,tex,csv}, reports/smoke/fig3.{png,pdf}" in out
 
 
 # --------------------------------------------------------------------------------------------------------------

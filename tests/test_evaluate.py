@@ -121,3 +121,22 @@ def test_speed_switches_change_no_answer(tiny, bench, tmp_path):
                  decoding=DecodingConfig(batch_size=4, max_new_tokens=8, **kw))  # fmt: skip
         runs[name] = [p["raw_output"] for p in json.loads((tmp_path / name / "predictions.json").read_text())]
     assert runs["plain"] == runs["fast"] == runs["static"]
+
+
+def test_a_clip_too_short_for_an_audio_token_is_padded_and_counted_in_metrics(tiny, tmp_path, capsys):
+    import numpy as np
+
+    from data.audio import write_wav
+
+    model, processor = tiny
+    path = write_mmau_benchmark(tmp_path / "bench", n=4)
+    records = json.loads(path.read_text())
+    write_wav(tmp_path / "bench" / records[1]["audio_id"], np.zeros(160, dtype=np.float32))  # 0.01 s
+    bench = load_mmau(path, version_label="unit")
+    out = tmp_path / "eval"
+    metrics = evaluate(model, processor, bench.items, out, decoding=DecodingConfig(batch_size=4, max_new_tokens=4),
+                       progress=False)  # fmt: skip
+    assert metrics["n"] == 4  # the item is evaluated, not skipped
+    saved = json.loads((out / "metrics.json").read_text())["audio"]
+    assert saved["n_padded_short"] == 1 and saved["padded_short_paths"][0].endswith(records[1]["audio_id"][2:])
+    assert "1 clips shorter than 480 samples" in capsys.readouterr().out

@@ -123,3 +123,23 @@ def test_stands_aside_under_dropout_in_training_mode(source, named, capsys, monk
     ]  # once per process, not once per generation
     model.eval()  # no dropout: the switch applies again
     assert _generate(model, inputs, True, **sampling)[2] == [(2, inputs["input_ids"].shape[1] - 1)]
+
+
+def test_shared_prefill_puts_back_a_generate_registered_on_the_instance():
+    """FSDP2 registers its own generate on the model instance (to unshard weights for generation). Leaving the
+    block must restore it, not delete it: GRPO-LoRA under FSDP2 crashed on its second generation otherwise."""
+    from trainers.group_prefill import shared_prefill
+
+    class Model:
+        def generate(self, **kwargs):
+            return "class method"
+
+    registered = Model()
+    registered.generate = lambda **kwargs: "registered on the instance"
+    with shared_prefill(registered):
+        assert registered.generate.__name__ == "generate"  # the shared-prefill wrapper while inside
+    assert registered.generate() == "registered on the instance"
+    plain = Model()
+    with shared_prefill(plain):
+        pass
+    assert plain.generate() == "class method" and "generate" not in vars(plain)

@@ -84,3 +84,45 @@ def test_default_tokenizer_covers_toy_answer_words():
     for word in toy.ANSWER_WORDS:
         for piece in word.split():
             assert len(tok.tokenize(piece)) == 1, (piece, tok.tokenize(piece))
+
+
+def test_a_checkpoint_missing_a_weight_is_refused_not_filled_at_random(tiny_dir, tmp_path):
+    """transformers would warn and initialise the missing weight at random; evaluation by path must refuse."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from data.models import CheckpointError, load_model_and_processor
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_dir, ckpt)
+    weights = load_file(ckpt / "model.safetensors")
+    dropped = sorted(weights)[0]
+    save_file(
+        {k: v for k, v in weights.items() if k != dropped}, ckpt / "model.safetensors", metadata={"format": "pt"}
+    )
+    with pytest.raises(CheckpointError, match="1 missing") as e:
+        load_model_and_processor(ckpt, device="cpu")
+    assert str(ckpt) in str(e.value)
+
+
+def test_a_lora_checkpoint_whose_adapters_match_nothing_is_refused(tiny_dir, tmp_path):
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+
+    from data.models import CheckpointError, load_model_and_processor
+
+    model, processor = load_model_and_processor(tiny_dir, device="cpu")
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
+    ckpt = tmp_path / "lora"
+    lora.save_pretrained(ckpt)
+    config = json.loads((ckpt / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_dir)
+    processor.save_pretrained(ckpt)
+    load_model_and_processor(ckpt, device="cpu")  # as saved: loads
+    adapters = load_file(ckpt / "adapter_model.safetensors")
+    save_file({k.replace("q_proj", "k_proj"): v for k, v in adapters.items()}, ckpt / "adapter_model.safetensors")
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model_and_processor(ckpt, device="cpu")

@@ -55,20 +55,20 @@ def test_report_matches_golden_files(fx: AnalysisFixture, tmp_path: Path, capsys
     assert _cli(fx, tmp_path) == 0
     printed = capsys.readouterr().out
     for ext in ("md", "csv", "tex"):
-        text = (tmp_path / f"table2.{ext}").read_text(encoding="utf-8")
+        text = (tmp_path / "table2" / f"table2.{ext}").read_text(encoding="utf-8")
         golden = GOLDEN / f"table2_fixture.{ext}"
         if os.environ.get("UPDATE_GOLDEN"):
             golden.parent.mkdir(exist_ok=True)
             golden.write_text(text, encoding="utf-8")
         assert text == golden.read_text(encoding="utf-8"), f"{ext} differs from {golden} (UPDATE_GOLDEN=1 to renew)"
-    assert printed == (tmp_path / "table2.md").read_text(encoding="utf-8")
+    assert printed == (tmp_path / "table2" / "table2.md").read_text(encoding="utf-8")
 
 
 def test_rerun_gives_byte_identical_files(fx: AnalysisFixture, tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     assert _cli(fx, first) == 0 and _cli(fx, second) == 0 and _cli(fx, second) == 0
     for ext in ("md", "csv", "tex"):
-        assert (first / f"table2.{ext}").read_bytes() == (second / f"table2.{ext}").read_bytes()
+        assert (first / "table2" / f"table2.{ext}").read_bytes() == (second / "table2" / f"table2.{ext}").read_bytes()
     assert not [p for p in second.iterdir() if p.name.startswith(".")]  # no temporary files left behind
 
 
@@ -92,7 +92,7 @@ def test_report_content(tables: RunTables) -> None:
 
 def test_csv_traces_every_number_to_runs(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:
     assert _cli(fx, tmp_path, "--select", "best-test") == 0
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "table2.csv").read_text(encoding="utf-8"))))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table2" / "table2.csv").read_text(encoding="utf-8"))))
     assert [r["experiment"] for r in rows] == list(TABLE2_EXPERIMENTS)
     known = set(tables.runs["run_id"])
     for row in rows:
@@ -388,16 +388,18 @@ def test_mixed_compute_dtypes_refused_unless_allowed(
     assert not (tmp_path / "refused").exists()
 
     assert main(["--profile", "toy", "--out", str(tmp_path / "ok"), "--allow-mixed-decoding"]) == 0
-    md = (tmp_path / "ok" / "table2.md").read_text(encoding="utf-8")
+    md = (tmp_path / "ok" / "table2" / "table2.md").read_text(encoding="utf-8")
     head = md.split("| Method |")[0]
     assert "- **Mixed decoding** (allowed with `--allow-mixed-decoding`): rows decoded in different" in head
     assert ("- Decoding (each selected evaluation's metrics.json): measured rows decoded differently: compute dtypes "
             "bfloat16, float32; decoding sources neutral;") in head  # fmt: skip
     assert "| 20 | bfloat16 | neutral | 5.00 | 5.00 |" in _provenance(md, "Full SFT + Prompt <1>")
     assert "| 20 | float32 | neutral |" in _provenance(md, "LoRA SFT + Prompt <1>")
-    csv_rows = list(csv.DictReader(io.StringIO((tmp_path / "ok" / "table2.csv").read_text(encoding="utf-8"))))
+    csv_rows = list(
+        csv.DictReader(io.StringIO((tmp_path / "ok" / "table2" / "table2.csv").read_text(encoding="utf-8")))
+    )
     assert [r["compute_dtype"] for r in csv_rows] == ["float32", "bfloat16", "float32", "float32;float32", "float32"]
-    assert "allow-mixed-decoding" in (tmp_path / "ok" / "table2.tex").read_text(encoding="utf-8")
+    assert "allow-mixed-decoding" in (tmp_path / "ok" / "table2" / "table2.tex").read_text(encoding="utf-8")
 
 
 def test_mixed_decoding_sources_refused(fx: AnalysisFixture, tables: RunTables, tmp_path: Path) -> None:
@@ -575,3 +577,21 @@ def test_silent_not_read_from_run_dirs_elsewhere(tables: RunTables, tmp_path: Pa
     assert _main_row(md, "GRPO + Prompt <2>").endswith("| n/a | n/a |")
     assert "(run dir0, step 0): silent-audio evaluation not read (run dir not on this machine)" in md
     assert "Chance level of the test set (the mean over its items of 1 / the number of choices): n/a" in md
+
+
+def test_a_run_directory_without_a_w_and_b_run_is_named(tables: RunTables, tmp_path: Path) -> None:
+    """A seed killed before W&B flushed anything has no W&B run to read: the table names its directory anyway."""
+    killed = tmp_path / "toy" / "grpo-p2" / "seed2"
+    chosen = tmp_path / "toy" / "grpo-p2" / "seed0"  # a seed the table uses: nothing to say
+    never_started = tmp_path / "toy" / "sft-full" / "seed3"
+    for d in (killed, chosen, never_started):
+        d.mkdir(parents=True)
+        (d / "experiment.json").write_text("{}")
+    (killed / "wandb_run_id").write_text("deadbeef\n")
+    md = render_markdown(build_table2(tables, "toy", run_dirs=tmp_path))
+    assert f"grpo-p2 seed 2: left out: the run directory {killed} is not complete" in md
+    assert "W&B run deadbeef is not among the runs read" in md
+    assert "python -m experiments run grpo-p2 --profile toy --seed 2 --resume" in md
+    assert f"sft-full seed 3: left out: the run directory {never_started}" in md and "has no W&B run" in md
+    assert str(chosen) not in md
+    assert str(killed) not in render_markdown(build_table2(tables, "toy"))  # without run_dirs: no scan

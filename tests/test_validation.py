@@ -272,3 +272,33 @@ def test_several_problems_are_named_at_once_on_one_line():
     # A section the method does not use is refused rather than silently ignored.
     with pytest.raises(ExperimentError, match="grpo: set on a sft experiment"):
         check_fields(resolve("sft-full", "toy", overrides={"grpo.beta": "0.1"}).experiment)
+
+
+@pytest.mark.parametrize("argv", [["run", "direct", "--seed", "-1"], ["run", "direct", "--seed", "x"],
+                                  ["paper", "--seeds", "0", "-1"], ["run", "direct", "--seed", str(2**32)]])  # fmt: skip
+def test_a_bad_seed_is_refused_before_anything_is_written(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("R1AQA_OUTPUTS", str(tmp_path))
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--profile", "smoke"])
+    assert e.value.code == 2
+    assert "is not a seed: give a whole number from 0 to 4294967295" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no seed-1/experiment.json for a later run to "resume"
+
+
+def test_a_bad_seed_is_refused_by_the_library_too(tmp_path, tripwires):
+    out = tmp_path / "run"
+    with pytest.raises(ExperimentError, match="seed -1: give a whole number"):
+        run(resolve("direct", "smoke", seed=-1, output_dir=out))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("module", ["analysis.table2", "analysis.figures", "analysis.silent"])
+def test_an_unknown_profile_in_the_analysis_commands_lists_the_valid_ones(module, capsys):
+    import importlib
+
+    argv = ["fig3", "--profile", "smok"] if module == "analysis.figures" else ["--profile", "smok"]
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'smok'" in err and "toy" in err and "paper" in err and "smoke" in err

@@ -8,8 +8,8 @@ reverts the renaming that ``from_pretrained`` applies. ``Trainer._load_from_chec
 
 :func:`load_full_weights` maps the file's names to the model's through transformers' own saving rule
 (``revert_weight_conversion``, the function ``save_pretrained`` uses), copies every tensor in place, and raises
-:class:`CheckpointError` on any missing, unexpected or mis-shaped key. :func:`check_adapter_keys` does the same for
-LoRA adapters. :class:`StrictCheckpointLoadMixin` puts both under the SFT and GRPO trainers' resume, and names the
+:class:`~data.models.CheckpointError` on any missing, unexpected or mis-shaped key; LoRA adapters get the same check
+(:func:`data.models.check_adapter_keys`, which evaluation by path uses too). :class:`StrictCheckpointLoadMixin` puts both under the SFT and GRPO trainers' resume, and names the
 damaged file (with the previous checkpoint to fall back on) when weights or optimizer state cannot be read.
 FSDP and DeepSpeed checkpoints keep their own loaders (``load_fsdp_model``; ``deepspeed_load_checkpoint``, strict
 for full weights), which read their own sharded files, not ``model.safetensors``.
@@ -21,16 +21,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data.schema import DataError
+from data.models import ADAPTER_WEIGHTS, CheckpointError, check_adapter_keys, key_mismatch
 from trainers.checkpoint_storage import fallback_advice
 
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-
-
-class CheckpointError(DataError):
-    """A checkpoint that cannot be loaded exactly: the message names it, what is wrong, and what to do."""
 
 
 def _damaged(path: Path, error: Exception) -> CheckpointError:
@@ -62,18 +57,6 @@ def read_full_weights(ckpt: Path) -> dict[str, Any]:
     return tensors
 
 
-def _key_report(where: Path, missing: list[str], unexpected: list[str], mismatched: list[str]) -> str:
-    def some(keys: list[str]) -> str:
-        return ", ".join(keys[:5]) + (f", ... ({len(keys)} in all)" if len(keys) > 5 else "")
-
-    parts = [f"{len(missing)} missing ({some(missing)})" if missing else "",
-             f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
-             f"{len(mismatched)} with another shape ({some(mismatched)})" if mismatched else ""]  # fmt: skip
-    return (f"{where}: its weights do not match the model's ({'; '.join(p for p in parts if p)}), so loading it "
-            "would leave weights unloaded. Is it a checkpoint of this experiment and model? Start a new run with "
-            "--output-dir, or evaluate it by path (python -m experiments eval --model ...)")  # fmt: skip
-
-
 def load_full_weights(model: Any, ckpt: str | Path) -> None:
     """Copy a full-parameter checkpoint into ``model`` in place; every key must match, or :class:`CheckpointError`.
 
@@ -102,24 +85,10 @@ def load_full_weights(model: Any, ckpt: str | Path) -> None:
     common = saved.keys() & in_saved_layout.keys()
     mismatched = sorted(k for k in common if tuple(saved[k].shape) != tuple(in_saved_layout[k].shape))
     if missing or unexpected or mismatched:
-        raise CheckpointError(_key_report(ckpt, missing, unexpected, mismatched))
+        raise key_mismatch(ckpt, missing, unexpected, mismatched)
     with torch.no_grad():
         for key in sorted(common):
             in_saved_layout[key].copy_(saved[key])
-
-
-def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "default") -> None:
-    """Every adapter tensor of ``ckpt`` names one of ``model``'s adapter weights and every one is there."""
-    from peft import get_peft_model_state_dict
-
-    ckpt = Path(ckpt)
-    saved = read_tensors(ckpt / ADAPTER_WEIGHTS)
-    expected = get_peft_model_state_dict(model, adapter_name=adapter_name)
-    missing = sorted(expected.keys() - saved.keys())
-    unexpected = sorted(saved.keys() - expected.keys())
-    mismatched = sorted(k for k in saved.keys() & expected.keys() if saved[k].shape != expected[k].shape)
-    if missing or unexpected or mismatched:
-        raise CheckpointError(_key_report(ckpt, missing, unexpected, mismatched))
 
 
 class StrictCheckpointLoadMixin:
@@ -136,10 +105,11 @@ class StrictCheckpointLoadMixin:
             if not (ckpt / ADAPTER_WEIGHTS).exists():
                 raise CheckpointError(f"{ckpt}: no {ADAPTER_WEIGHTS}, so this LoRA run cannot resume from it. "
                                       f"{fallback_advice(ckpt)}")  # fmt: skip
+            read_tensors(ckpt / ADAPTER_WEIGHTS)  # a damaged file: named, with the checkpoint to fall back on
             check_adapter_keys(model, ckpt, model.active_adapters[0])  # before loading: a bad file changes nothing
             result = model.load_adapter(str(ckpt), model.active_adapters[0], is_trainable=True)
             if result is not None and (result.missing_keys or result.unexpected_keys):
-                raise CheckpointError(_key_report(ckpt, list(result.missing_keys), list(result.unexpected_keys), []))
+                raise key_mismatch(ckpt, list(result.missing_keys), list(result.unexpected_keys), [])
             return None
         if not ((ckpt / WEIGHTS).exists() or (ckpt / WEIGHTS_INDEX).exists()):
             raise CheckpointError(f"{ckpt}: no {WEIGHTS} (nor {WEIGHTS_INDEX}), so training cannot resume from it. "

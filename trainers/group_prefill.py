@@ -228,8 +228,14 @@ def shared_prefill(model: Any) -> Iterator[Any]:
             return original(*args, **kwargs)
         return generate_with_shared_prefill(original, model, **kwargs)
 
+    # FSDP2 registers its own wrapper of generate on the instance (register_fsdp_forward_method, so that generation
+    # unshards the weights): restore exactly what was there, or the next generate would see sharded weights.
+    own = vars(model).get("generate")
     model.generate = generate
     try:
         yield model
     finally:
-        del model.generate  # the instance attribute: the class's method shows through again
+        if own is not None:
+            model.generate = own
+        else:
+            del model.generate  # the instance attribute: the class's method shows through again
