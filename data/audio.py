@@ -43,10 +43,11 @@ import soxr
 from data.schema import DataError
 
 SAMPLE_RATE = 16000
-# The shortest clip that gives Qwen2-Audio one audio token: 3 mel frames (hop 160), through the encoder's stride-2
-# convolution and stride-2 pooling (data.features.audio_token_count). A shorter clip would reach the model as no
+# The shortest clip that gives Qwen2-Audio one audio token: 3 mel frames (the feature extractor counts ceil(n / 160)
+# frames), through the encoder's stride-2 convolution and stride-2 pooling (data.features.audio_token_count); 320
+# samples give none (measured through the processor, tests/test_audio.py). A shorter clip would reach the model as no
 # audio at all; load_audio pads it with silence to this length and counts it (AudioStats.n_padded).
-MIN_AUDIO_SAMPLES = 480
+MIN_AUDIO_SAMPLES = 321
 
 __all__ = [
     "MIN_AUDIO_SAMPLES",
@@ -168,7 +169,7 @@ def load_audio(
     ``channel="mean"`` averages the channels; ``"first"`` keeps channel 0 like the original code. ``max_seconds=None``
     keeps the whole clip. Raises :class:`DataError` for a missing, empty or undecodable file, and for NaN or
     infinite samples in the part that is read (they would turn the model's features into NaN). A clip shorter than
-    :data:`MIN_AUDIO_SAMPLES` (30 ms) is padded with silence to it and counted in ``stats``.
+    :data:`MIN_AUDIO_SAMPLES` (20 ms) is padded with silence to it and counted in ``stats``.
     """
     if channel not in ("mean", "first"):
         raise ValueError(f"channel must be 'mean' or 'first', got {channel!r}")

@@ -92,8 +92,10 @@ def replace_file_set(target: str | Path, files: dict[str, bytes]) -> dict[str, P
     for stale in sorted(parent.glob(f".{target.name}.*.tmp")):
         if stale.name.endswith(".old.tmp") and not target.exists():
             stale.rename(target)  # killed between the fallback's two renames: the old set comes back
-        else:
+        elif stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
+        else:  # a file-by-file writer's leftover (write_bytes_atomic's ".<name>.<random>.tmp")
+            stale.unlink(missing_ok=True)
     token = f"{os.getpid()}-{time.monotonic_ns()}"
     new = parent / f".{target.name}.{token}.tmp"
     new.mkdir()

@@ -139,4 +139,4 @@ def test_a_clip_too_short_for_an_audio_token_is_padded_and_counted_in_metrics(ti
     assert metrics["n"] == 4  # the item is evaluated, not skipped
     saved = json.loads((out / "metrics.json").read_text())["audio"]
     assert saved["n_padded_short"] == 1 and saved["padded_short_paths"][0].endswith(records[1]["audio_id"][2:])
-    assert "1 clips shorter than 480 samples" in capsys.readouterr().out
+    assert "1 clips shorter than 321 samples" in capsys.readouterr().out

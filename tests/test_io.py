@@ -72,6 +72,8 @@ def test_a_file_set_killed_at_any_step_is_old_or_new_and_leaves_no_temporaries(e
     from data.io import replace_file_set
     from tests.helpers import REPO
 
+    (tmp_path / "k1").mkdir()
+    (tmp_path / "k1" / ".table2.md.x1y2.tmp").write_text("left by an older, file-by-file writer")
     old = {f"t.{ext}": f"old {ext}" for ext in ("md", "tex", "csv")}
     new = {f"t.{ext}": f"new {ext}" for ext in ("md", "tex", "csv")}
     seen = set()
