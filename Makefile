@@ -67,7 +67,7 @@ launch: $(STAMP)  ## multi-process run: make launch EXP=grpo-p2 NPROC=8 ACCEL=dd
 test: $(STAMP)  ## the default test suite (offline, CPU, under 15 minutes)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q
 
-test-slow: $(STAMP)  ## the slow tests (toy SFT and GRPO learning, FSDP2 / ZeRO-3 CPU launches; about 15 minutes on 2 cores)
+test-slow: $(STAMP)  ## the slow tests (toy SFT and GRPO learning, DDP / FSDP2 / ZeRO-3 kill-and-resume CPU launches; about 35 minutes on 2 cores)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q -m slow
 
 bench: $(STAMP)  ## evaluator throughput benchmark -> bench/results/
