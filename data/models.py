@@ -174,9 +174,10 @@ def key_mismatch(
     )
 
 
-def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "default") -> None:
+def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "default", *, if_damaged: str = "") -> None:
     """Every adapter tensor saved in ``ckpt`` names one of the PEFT ``model``'s adapter weights, with its shape, and
-    every one of them is saved; else :class:`CheckpointError`."""
+    every one of them is saved; else :class:`CheckpointError` (``if_damaged``: what to do, added when the file
+    cannot be read)."""
     from peft import get_peft_model_state_dict
     from safetensors import safe_open
 
@@ -186,7 +187,7 @@ def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "defaul
             saved = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
     except Exception as e:  # safetensors' own SafetensorError, or OSError on a short file
         raise CheckpointError(
-            f"{path} cannot be read ({type(e).__name__}: {e}); the file is damaged or incomplete"
+            f"{path} cannot be read ({type(e).__name__}: {e}); the file is damaged or incomplete. {if_damaged}".strip()
         ) from None
     expected = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model, adapter_name=adapter_name).items()}
     missing, unexpected = sorted(expected.keys() - saved.keys()), sorted(saved.keys() - expected.keys())

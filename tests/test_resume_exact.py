@@ -158,6 +158,17 @@ def test_truncated_weights_name_the_checkpoint_and_the_previous_one(uninterrupte
     assert "checkpoint-2" in err and "keeps its weights only" in err  # the fallback, and why it cannot resume
 
 
+def test_truncated_adapters_name_the_checkpoint_and_the_previous_one(uninterrupted, tmp_path, wandb_dir, capsys):
+    out = tmp_path / "sft-lora"
+    shutil.copytree(uninterrupted("sft-lora"), out)
+    (out / "run_complete.json").unlink()
+    _truncate(out / "checkpoint-4" / "adapter_model.safetensors")
+    assert resume("sft-lora", out) == 2
+    err = capsys.readouterr().err
+    assert str(out / "checkpoint-4" / "adapter_model.safetensors") in err and "damaged" in err
+    assert "checkpoint-2" in err and "keeps its weights only" in err
+
+
 def test_truncated_optimizer_state_names_the_file(tmp_path, wandb_dir, capsys):
     out = tmp_path / "sft-full"
     killed_run("sft-full", out, "saved:2")

@@ -9,8 +9,9 @@ reverts the renaming that ``from_pretrained`` applies. ``Trainer._load_from_chec
 :func:`load_full_weights` maps the file's names to the model's through transformers' own saving rule
 (``revert_weight_conversion``, the function ``save_pretrained`` uses), copies every tensor in place, and raises
 :class:`~data.models.CheckpointError` on any missing, unexpected or mis-shaped key; LoRA adapters get the same check
-(:func:`data.models.check_adapter_keys`, which evaluation by path uses too). :class:`StrictCheckpointLoadMixin` puts both under the SFT and GRPO trainers' resume, and names the
-damaged file (with the previous checkpoint to fall back on) when weights or optimizer state cannot be read.
+(:func:`data.models.check_adapter_keys`, which evaluation by path uses too). :class:`StrictCheckpointLoadMixin`
+puts both under the SFT and GRPO trainers' resume, and names the damaged file (with the previous checkpoint to fall
+back on) when weights or optimizer state cannot be read.
 FSDP and DeepSpeed checkpoints keep their own loaders (``load_fsdp_model``; ``deepspeed_load_checkpoint``, strict
 for full weights), which read their own sharded files, not ``model.safetensors``.
 """
@@ -105,8 +106,8 @@ class StrictCheckpointLoadMixin:
             if not (ckpt / ADAPTER_WEIGHTS).exists():
                 raise CheckpointError(f"{ckpt}: no {ADAPTER_WEIGHTS}, so this LoRA run cannot resume from it. "
                                       f"{fallback_advice(ckpt)}")  # fmt: skip
-            read_tensors(ckpt / ADAPTER_WEIGHTS)  # a damaged file: named, with the checkpoint to fall back on
-            check_adapter_keys(model, ckpt, model.active_adapters[0])  # before loading: a bad file changes nothing
+            # Before loading, so that a bad file changes nothing; a damaged one is named with the fallback.
+            check_adapter_keys(model, ckpt, model.active_adapters[0], if_damaged=fallback_advice(ckpt))
             result = model.load_adapter(str(ckpt), model.active_adapters[0], is_trainable=True)
             if result is not None and (result.missing_keys or result.unexpected_keys):
                 raise key_mismatch(ckpt, list(result.missing_keys), list(result.unexpected_keys), [])
