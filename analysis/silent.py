@@ -18,7 +18,7 @@ directory, beside the selected evaluation (:attr:`analysis.select.SelectedCheckp
 
 Each evaluation shows a progress bar, then one summary line; one already complete (its ``metrics.json`` is there) is
 skipped, and one cut short resumes where it stopped (the evaluator's own resumption). A LoRA checkpoint loads its
-base model and merges the adapters (:func:`data.models.load_model_and_processor`); a checkpoint saved without its
+base model and merges the adapters (:func:`models.loading.load_model_and_processor`); a checkpoint saved without its
 processor takes the base model's (training never changes it).
 
 Runs whose run directory is not on this machine (read from the W&B service, made elsewhere) are listed and skipped.
@@ -286,10 +286,10 @@ def plan_silent(selection: Selection, check: CrossCheck, runs_by_id: Mapping[str
 def load_model(model: str, base_model: str, dtype: Any) -> tuple[Any, Any]:
     """Model and processor of a checkpoint (full weights or LoRA adapters), or of a base model.
 
-    :func:`data.models.load_model_and_processor` reads both from one directory; a checkpoint saved without its
+    :func:`models.loading.load_model_and_processor` reads both from one directory; a checkpoint saved without its
     processor gets a temporary view of itself with the base model's processor saved beside its (linked) files.
     """
-    from data.models import load_model_and_processor
+    from models.loading import load_model_and_processor
 
     path = Path(model)
     if not path.is_dir() or any((path / name).is_file() for name in PROCESSOR_FILES):
@@ -341,8 +341,8 @@ def load_benchmarks(plan: Plan) -> None:
 def run_jobs(plan: Plan) -> list[dict[str, Any]]:
     """Evaluate each pending job of ``plan`` (one model in memory at a time), one summary line each; returns their
     metrics."""
-    from data.evaluate import FeatureCache, evaluate
     from experiments.runner import decoding_config, load_dtype, run_dtype
+    from models.evaluate import FeatureCache, evaluate
 
     caches: dict[str, FeatureCache] = {}  # per profile: each test item featurised once (silence included)
     loaded_key, loaded = None, None

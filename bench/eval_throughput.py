@@ -38,8 +38,8 @@ DEFAULT = "valid_frames"
 def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new_tokens: int, repeats: int,
             valid_frame_encoder: bool, static_cache: bool) -> dict[str, Any]:  # fmt: skip
     from bench.machine import cuda_sync
-    from data.audio_encoder import use_valid_frame_encoder
-    from data.evaluate import (
+    from models.audio_encoder import use_valid_frame_encoder
+    from models.evaluate import (
         DecodingConfig,
         FeatureCache,
         decode_plan,
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         bench = load_mmau(args.benchmark or synthetic_benchmark(tmp.name, args.n_items, seconds), args.audio_dir,
                           version_label="synthetic")  # fmt: skip
     else:
-        from data.models import load_model_and_processor
         from experiments.profiles import ensure_toy_world, resolve_model_name
+        from models.loading import load_model_and_processor
 
         model, processor = load_model_and_processor(resolve_model_name(args.model))
         label = args.model.rstrip("/").split("/")[-1]

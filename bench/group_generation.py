@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.machine import cuda_sync, machine_info, write_result
     from bench.shapes import random_model
-    from data.audio_encoder import use_valid_frame_encoder
-    from data.features import featurize
     from data.prompts import build_conversation, render_prompt
+    from models.audio_encoder import use_valid_frame_encoder
+    from models.features import featurize
 
     model, processor = random_model(args.shape)
     use_valid_frame_encoder(model)

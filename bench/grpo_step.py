@@ -61,7 +61,7 @@ class PhaseTimer:
 
 
 def _audio_tower(model: Any) -> Any:
-    from data.audio_encoder import _base
+    from models.audio_encoder import backbone as _base
 
     return _base(model).audio_tower
 
@@ -90,10 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.machine import machine_info, write_result
     from bench.shapes import random_model, synthetic_benchmark
-    from data.audio_encoder import use_encoder_switches
     from data.mmau import load_mmau
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+    from models.audio_encoder import use_encoder_switches
     from trainers.grpo import build_grpo_trainer
 
     cuda = torch.cuda.is_available()
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     # The reference of a full fine-tune is reloaded from disk by TRL: save the random model first.
     model_dir = Path(tmp.name) / "model"
     if not args.lora:
-        from data.models import save_model
+        from models.loading import save_model
 
         save_model(model, processor, model_dir)
         model.config._name_or_path = str(model_dir)

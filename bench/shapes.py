@@ -31,7 +31,8 @@ def random_model(shape: str, *, device: str | None = None, dtype: Any = None) ->
     import torch
     from transformers import GenerationConfig, Qwen2AudioForConditionalGeneration
 
-    from data.models import build_tiny_model, build_tiny_processor, prepare_processor
+    from models.loading import prepare_processor
+    from models.qwen2_audio import build_tiny_model, build_tiny_processor
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if shape == "tiny":

@@ -44,7 +44,7 @@ from data.schema import DataError
 
 SAMPLE_RATE = 16000
 # The shortest clip that gives Qwen2-Audio one audio token: 3 mel frames (the feature extractor counts ceil(n / 160)
-# frames), through the encoder's stride-2 convolution and stride-2 pooling (data.features.audio_token_count); 320
+# frames), through the encoder's stride-2 convolution and stride-2 pooling (models.qwen2_audio.whisper_token_count); 320
 # samples give none (measured through the processor, tests/test_audio.py). A shorter clip would reach the model as no
 # audio at all; load_audio pads it with silence to this length and counts it (AudioStats.n_padded).
 MIN_AUDIO_SAMPLES = 321

@@ -46,20 +46,26 @@ from experiments.paths import output_root
 from experiments.spec import Experiment
 
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
-LOCAL_MODELS = {"tiny": "the untrained tiny Qwen2-Audio", "toy-instruct": "the toy profile's instruct base"}
+LOCAL_MODELS = {
+    "tiny": "the untrained tiny Qwen2-Audio",
+    "tiny-qwen2.5-omni": "the untrained tiny Qwen2.5-Omni thinker",
+    "tiny-qwen3-omni": "the untrained tiny Qwen3-Omni thinker",
+    "toy-instruct": "the toy profile's instruct base",
+}
 
 
 def resolve_model_name(name: str) -> str:
-    """A hub id or path unchanged; ``tiny`` / ``toy-instruct`` -> the locally built model (built once, cached)."""
+    """A hub id or path unchanged; a local model name (:data:`LOCAL_MODELS`) -> the locally built model (built
+    once, cached)."""
     cache = output_root() / "cache"
     if name == "toy-instruct":
         from experiments.toy_base import ensure_toy_base
 
         return str(ensure_toy_base(cache))
-    if name == "tiny":
-        from data.models import ensure_tiny_model
+    from models.tiny import TINY_MODELS, ensure_tiny_model
 
-        return str(ensure_tiny_model(cache))
+    if name in TINY_MODELS:
+        return str(ensure_tiny_model(cache, family=TINY_MODELS[name]))
     return name
 
 

@@ -34,7 +34,7 @@ from experiments.spec import (
 )
 
 if TYPE_CHECKING:
-    from data.evaluate import DecodingConfig
+    from models.evaluate import DecodingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,9 +210,9 @@ def load_dtype(exp: Experiment) -> Any:
 
 
 def decoding_config(spec: EvalSpec, compute_dtype: str | None, *, valid_frame_encoder: bool = True) -> DecodingConfig:
-    """The evaluator's :class:`~data.evaluate.DecodingConfig` from an experiment's evaluation settings (every
+    """The evaluator's :class:`~models.evaluate.DecodingConfig` from an experiment's evaluation settings (every
     evaluation of the suite builds it here)."""
-    from data.evaluate import DecodingConfig
+    from models.evaluate import DecodingConfig
 
     return DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens, static_cache=spec.static_cache,
                           valid_frame_encoder=valid_frame_encoder, source=spec.decoding,
@@ -366,9 +366,9 @@ def evaluate_checkpoint(
 
     ``compute_dtype``: :func:`run_dtype` of the run the evaluation belongs to (None: the evaluator's default).
     """
-    from data.evaluate import evaluate
     from data.mmau import load_mmau
-    from data.models import load_model_and_processor
+    from models.evaluate import evaluate
+    from models.loading import load_model_and_processor
 
     spec = eval_spec or EvalSpec()
     bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label)

@@ -35,7 +35,9 @@ MIN_FORMAT_RATE = 95.0  # % of outputs with <answer>...</answer>
 MIN_LISTED_RATE = 90.0  # % of answers that name one of the offered choices
 # Every module whose code shapes the base (with the world's own, data.toy.WORLD_MODULES).
 BASE_MODULES = (
-    "data.models",
+    "models.loading",
+    "models.qwen2_audio",
+    "models.tokenizer",
     "data.prompts",
     "data.schema",
     "data.toy_instruct",
@@ -79,8 +81,8 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
     path = base_dir(cache_root, spec)
     if (path / "model.safetensors").exists():
         return path
-    from data.models import ensure_tiny_model
     from data.toy import ensure_world
+    from models.tiny import ensure_tiny_model
 
     tiny = ensure_tiny_model(cache_root, seed=spec.seed)
     world = ensure_world(cache_root)
@@ -125,9 +127,9 @@ def gate(report: dict[str, Any]) -> dict[str, Any]:
 def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from data.models import load_model_and_processor, save_model
     from data.toy_instruct import instruct_items, prompt_for, thought_for
     from experiments.spec import TrainSpec
+    from models.loading import load_model_and_processor, save_model
     from trainers.sft import build_sft_trainer, sft_arguments
 
     model, processor = load_model_and_processor(tiny, device="cpu")
@@ -175,10 +177,10 @@ class _BuildBar(TrainerCallback):
 
 def zero_shot_report(model_dir: Path, world: Path, out: Path) -> dict[str, Any]:
     """The base on the toy test split, zero-shot with Prompt <2>, with real and silent audio."""
-    from data.evaluate import DecodingConfig, evaluate
     from data.mmau import load_mmau
-    from data.models import load_model_and_processor
     from data.toy import chance_accuracy
+    from models.evaluate import DecodingConfig, evaluate
+    from models.loading import load_model_and_processor
 
     model, processor = load_model_and_processor(model_dir, device="cpu")
     items = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy").items

@@ -30,7 +30,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from data.audio_encoder import use_encoder_switches
 from data.avqa import load_avqa
 from data.io import read_json, write_json_atomic
 from data.mmau import load_mmau
@@ -43,6 +42,8 @@ from experiments.runner import (
     run_dtype,
 )
 from experiments.spec import ExperimentError, field_value
+from models.audio_encoder import use_encoder_switches
+from models.registry import family_of
 
 # The experiment fields each trainer argument is made of, to name them in the trainers' own argument errors.
 ARGUMENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -153,9 +154,9 @@ def run_training(resolved: Any, *, resume: bool = False) -> dict[str, Any]:
 def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from data.models import load_model_and_processor
     from experiments.record import restore_train_log
     from experiments.tracking import tracked_run
+    from models.loading import load_model_and_processor
     from trainers.checkpoint_eval import CheckpointEvaluator, EvalSet, eval_log_row
     from trainers.checkpoint_storage import (
         OptimizerStatePruner,
@@ -193,6 +194,9 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     dtype = run_dtype(exp.train)
     bf16 = dtype == "bfloat16"
     model, processor = load_model_and_processor(base, dtype=load_dtype(exp))
+    frozen = family_of(model).freeze_unused_parts(model)  # an Omni vision tower: never fed, never trained
+    if frozen:
+        print(f"{family_of(model).title}: {', '.join(frozen)} frozen (the suite feeds audio and text only)")
     use_encoder_switches(
         model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
     )

@@ -140,8 +140,8 @@ def test_garbage_bytes(tmp_path: Path) -> None:
 def test_a_clip_shorter_than_one_audio_token_is_padded_and_counted(tmp_path: Path) -> None:
     """Below MIN_AUDIO_SAMPLES the processor gives no audio token at all; padded, the clip gets exactly one."""
     from data.audio import MIN_AUDIO_SAMPLES
-    from data.features import featurize
-    from data.models import build_tiny_processor
+    from models.features import featurize
+    from models.qwen2_audio import build_tiny_processor
     from tests.helpers import TEST_WORDS
 
     processor = build_tiny_processor(words=TEST_WORDS)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.audio_encoder import use_valid_frame_encoder
-from data.features import featurize
-from data.models import build_tiny_model
 from data.prompts import build_conversation, render_prompt
+from models.audio_encoder import use_valid_frame_encoder
+from models.features import featurize
+from models.qwen2_audio import build_tiny_model
 from tests.helpers import TEST_WORDS
 
 
@@ -80,8 +80,8 @@ def _loss_logits_grads(model, inputs, dtype=torch.float32):
 
 
 def test_distinct_rows_groups_exact_copies_only(monkeypatch):
-    import data.audio_encoder
-    from data.audio_encoder import distinct_rows
+    import models.audio_encoder
+    from models.audio_encoder import distinct_rows
 
     a, b = torch.randn(2, 4, 10)
     feats = torch.stack([a, a, b, a, b, b])
@@ -90,7 +90,7 @@ def test_distinct_rows_groups_exact_copies_only(monkeypatch):
     assert first.tolist() == [0, 2, 5] and inverse.tolist() == [0, 0, 1, 0, 1, 2]
     assert torch.equal(feats[first][inverse], feats)
     # Two different rows whose hashes collide (mocked): the element-wise check keeps them apart.
-    monkeypatch.setattr(data.audio_encoder, "_row_keys", lambda flat: [0] * flat.shape[0])
+    monkeypatch.setattr(models.audio_encoder, "_row_keys", lambda flat: [0] * flat.shape[0])
     assert distinct_rows(torch.stack([a, b, a]), None)[0].tolist() == [0, 1, 2]
 
 
@@ -98,7 +98,7 @@ def test_distinct_rows_groups_exact_copies_only(monkeypatch):
 @pytest.mark.parametrize("valid_frames", [False, True])
 def test_distinct_clips_give_the_same_loss_and_gradients(dtype, valid_frames):
     """G copies of a clip encoded once: same logits, loss and gradients (audio encoder included) as per-row."""
-    from data.audio_encoder import use_encoder_switches
+    from models.audio_encoder import use_encoder_switches
 
     model, processor = build_tiny_model(seed=0, words=TEST_WORDS)
     model.train()
@@ -124,7 +124,7 @@ def test_distinct_clips_give_the_same_loss_and_gradients(dtype, valid_frames):
 
 
 def test_distinct_clips_are_skipped_when_dropout_is_on():
-    from data.audio_encoder import use_distinct_clip_encoder
+    from models.audio_encoder import use_distinct_clip_encoder
 
     model, processor = build_tiny_model(seed=0, words=TEST_WORDS)
     model.config.audio_config.dropout = model.model.audio_tower.config.dropout = 0.1

@@ -16,11 +16,11 @@ import soundfile as sf
 
 from data.audio import AudioProbe, load_audio, probe_audio, probe_audio_files, write_wav
 from data.avqa import load_avqa
-from data.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
 from data.io import read_json
 from data.mmau import load_mmau
-from data.models import build_tiny_model
 from data.schema import DataError
+from models.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
+from models.qwen2_audio import build_tiny_model
 from tests.helpers import TEST_WORDS, tone, write_mmau_benchmark
 
 SR = 16000

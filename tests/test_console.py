@@ -126,7 +126,7 @@ def test_each_checkpoint_evaluation_shows_a_bar_and_its_summary_on_its_own_line(
 
 
 def test_the_checkpoint_summary_is_printed_above_a_live_bar_and_each_set_shows_a_bar(tmp_path, monkeypatch, capsys):
-    from data.evaluate import DecodingConfig
+    from models.evaluate import DecodingConfig
     from trainers import checkpoint_eval
 
     calls = []

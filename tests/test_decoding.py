@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.evaluate import PARTIAL_NAME, DecodingConfig, _end_counts, evaluate, weights_dtype
 from data.mmau import load_mmau
-from data.models import load_model_and_processor
 from data.schema import DataError
+from models.evaluate import PARTIAL_NAME, DecodingConfig, _end_counts, evaluate, weights_dtype
+from models.loading import load_model_and_processor
 from tests.helpers import CountingModel, write_mmau_benchmark
 
 # What released Instruct checkpoints ship, and fields whose neutral value is None (a merge that only fills unset
@@ -269,7 +269,7 @@ def test_print_table_is_separate_from_the_progress_bar(ckpts, bench, tmp_path, c
 
 def test_bench_api_still_generates_neutrally(ckpts, bench):
     # bench/eval_throughput.py passes decode_plan(...) to generate_batch.
-    from data.evaluate import decode_plan, generate_batch, plan_batches, prepare_batch
+    from models.evaluate import decode_plan, generate_batch, plan_batches, prepare_batch
 
     model, processor = load_model_and_processor(ckpts["penalised"])
     plan = decode_plan(model, processor, DecodingConfig(max_new_tokens=4))

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from data.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
 from data.mmau import load_mmau, score_records
-from data.models import build_tiny_model
 from data.schema import DataError
+from models.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
+from models.qwen2_audio import build_tiny_model
 from tests.helpers import TEST_WORDS, CountingModel, write_mmau_benchmark
 
 
@@ -96,7 +96,7 @@ def test_duplicate_or_empty_items_are_errors(tiny, bench, tmp_path):
 
 
 def test_feature_cache_featurises_once_and_changes_nothing(tiny, bench, tmp_path, monkeypatch):
-    import data.evaluate as ev
+    import models.evaluate as ev
 
     model, processor = tiny
     calls = []

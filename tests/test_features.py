@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from data.features import featurize
-from data.models import build_tiny_processor
 from data.prompts import build_conversation, render_prompt
+from models.features import featurize
+from models.qwen2_audio import build_tiny_processor
 from tests.helpers import TEST_WORDS
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import trainers.group_prefill as group_prefill
-from data.features import featurize
-from data.models import build_tiny_model
 from data.prompts import build_conversation, render_prompt
 from experiments.spec import LoraSpec
+from models.features import featurize
+from models.qwen2_audio import build_tiny_model
 from tests.helpers import TEST_WORDS
 from trainers.group_prefill import active_dropout, distinct_prompts, shared_prefill
 

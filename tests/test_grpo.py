@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from data.models import load_model_and_processor
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+from models.loading import load_model_and_processor
 from trainers.grpo import build_grpo_trainer, grpo_config
 
 
@@ -134,7 +134,7 @@ def test_clip_ablation_scores_against_old_policy(tiny_dir, smoke_train_items, tm
 
 def test_distinct_clip_encoder_scores_groups_like_per_row_encoding(tiny_dir, smoke_train_items, tmp_path):
     """The log-probabilities of two prompts' groups, and their gradients, with each clip encoded once vs per row."""
-    from data.audio_encoder import use_encoder_switches
+    from models.audio_encoder import use_encoder_switches
 
     trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, _exp())
     trainer.shared_prompt_scoring = False  # which would run each prompt, so each clip, once anyway

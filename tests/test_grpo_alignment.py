@@ -26,12 +26,12 @@ import torch
 
 import trainers.grpo
 from data.audio import load_audio, write_wav
-from data.features import featurize
-from data.models import audio_window_seconds, load_model_and_processor
 from data.prompts import build_conversation, render_prompt
 from data.schema import Item
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, TrainSpec
+from models.features import featurize
+from models.loading import audio_window_seconds, load_model_and_processor
 from tests.helpers import tone
 from trainers.grpo import AudioGRPOTrainer, build_grpo_trainer
 
@@ -165,11 +165,20 @@ def _run(trainer_cls: type[RecordingTrainer], tiny_dir: Path, root: Path, monkey
     return trainer.records, _expected_clips(items, processor, exp.prompt)
 
 
+# Omni families: GRPO with beta > 0 fails in TRL's reference-model load from the full Omni config (issue 21, open).
+@pytest.fixture(scope="module", params=["tiny"])
+def family_dir(request: pytest.FixtureRequest) -> Path:
+    """Each model family's tiny twin (the guarantee holds per family)."""
+    from experiments.profiles import resolve_model_name
+
+    return Path(resolve_model_name(request.param))
+
+
 @pytest.fixture(scope="module")
-def real_run(tiny_dir, tmp_path_factory):
+def real_run(family_dir, tmp_path_factory):
     """The passes of one real run (shared by the alignment test and the first negative control)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return _run(RecordingTrainer, tiny_dir, tmp_path_factory.mktemp("aligned"), monkeypatch)
+        return _run(RecordingTrainer, family_dir, tmp_path_factory.mktemp("aligned"), monkeypatch)
 
 
 def _rows_by_kind(records: list[PassRecord]) -> Counter:
@@ -213,9 +222,9 @@ def test_checker_catches_recorded_features_rolled_by_one_row(real_run):
     assert misaligned_rows(rolled, expected) == wrong
 
 
-def test_checker_catches_a_trainer_that_rolls_the_features(tiny_dir, tmp_path, monkeypatch):
+def test_checker_catches_a_trainer_that_rolls_the_features(family_dir, tmp_path, monkeypatch):
     """Negative control (b): a trainer that shifts the generation batch's features by one row before TRL's shuffle."""
-    records, expected = _run(RolledFeaturesTrainer, tiny_dir, tmp_path, monkeypatch)
+    records, expected = _run(RolledFeaturesTrainer, family_dir, tmp_path, monkeypatch)
     bad = misaligned_rows(records, expected)
     # Old and reference passes ran inside generation on the right features; every policy pass reuses the shifted
     # batch. The rows made wrong are each prompt group's first row (the generation batch holds G rows per prompt in

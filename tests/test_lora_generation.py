@@ -9,10 +9,10 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 import trainers.group_prefill as group_prefill
-from data.features import featurize
-from data.models import build_tiny_model
 from data.prompts import build_conversation, render_prompt
 from experiments.spec import LoraSpec
+from models.features import featurize
+from models.qwen2_audio import build_tiny_model
 from tests.helpers import TEST_WORDS
 from trainers.lora_generation import merged_lora
 
@@ -80,9 +80,9 @@ def test_grpo_trainer_uses_the_switch(tiny_dir, smoke_train_items, tmp_path, mon
     import dataclasses
 
     import trainers.lora_generation as lg
-    from data.models import load_model_and_processor
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, TrainSpec
+    from models.loading import load_model_and_processor
     from trainers.grpo import build_grpo_trainer
 
     calls = []

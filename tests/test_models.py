@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from data.models import build_tiny_model, build_tiny_tokenizer, load_model_and_processor, save_model
 from data.prompts import build_conversation, render_prompt
+from models.loading import load_model_and_processor, save_model
+from models.qwen2_audio import build_tiny_model
+from models.tokenizer import build_tiny_tokenizer
 from tests.helpers import TEST_WORDS, tone
 
 
@@ -92,7 +94,7 @@ def test_a_checkpoint_missing_a_weight_is_refused_not_filled_at_random(tiny_dir,
 
     from safetensors.torch import load_file, save_file
 
-    from data.models import CheckpointError, load_model_and_processor
+    from models.loading import CheckpointError, load_model_and_processor
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(tiny_dir, ckpt)
@@ -112,7 +114,7 @@ def test_a_lora_checkpoint_whose_adapters_match_nothing_is_refused(tiny_dir, tmp
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file, save_file
 
-    from data.models import CheckpointError, load_model_and_processor
+    from models.loading import CheckpointError, load_model_and_processor
 
     model, processor = load_model_and_processor(tiny_dir, device="cpu")
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=r".*language_model.*\.(q_proj|v_proj)"))

@@ -39,8 +39,8 @@ def test_choices_use_python_list_repr_including_quotes():
 
 
 def test_conversation_is_audio_then_text_with_default_system_prompt():
-    from data.models import build_tiny_processor
     from data.prompts import render_prompt
+    from models.qwen2_audio import build_tiny_processor
     from tests.helpers import TEST_WORDS
 
     conv = build_conversation("Q?", ["a", "b"], "p2")

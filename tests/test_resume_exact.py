@@ -182,7 +182,7 @@ def test_a_checkpoint_whose_keys_do_not_match_is_refused(tiny_dir, tmp_path):
     """The pre-issue-20 failure itself: weights saved under the in-memory names match none of the model's keys."""
     from safetensors.torch import save_file
 
-    from data.models import load_model_and_processor
+    from models.loading import load_model_and_processor
     from trainers.checkpoint_load import CheckpointError, load_full_weights
 
     model, _ = load_model_and_processor(tiny_dir, device="cpu")
@@ -196,7 +196,7 @@ def test_a_checkpoint_whose_keys_do_not_match_is_refused(tiny_dir, tmp_path):
 
 
 def test_exact_load_copies_every_saved_weight(tiny_dir, tmp_path):
-    from data.models import load_model_and_processor
+    from models.loading import load_model_and_processor
     from trainers.checkpoint_load import load_full_weights
 
     model, _ = load_model_and_processor(tiny_dir, device="cpu")

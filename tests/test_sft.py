@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from data.models import load_model_and_processor
 from experiments.spec import LoraSpec, TrainSpec
+from models.loading import load_model_and_processor
 from trainers.sft import AudioSFTCollator, build_sft_trainer, sft_arguments
 
 

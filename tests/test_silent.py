@@ -50,10 +50,10 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory, tiny_dir: str, smoke_wo
     from peft import LoraConfig, get_peft_model
 
     from data.mmau import load_mmau
-    from data.models import load_model_and_processor
     from experiments.profiles import get_profile
     from experiments.runner import resolve
     from experiments.spec import LoraSpec
+    from models.loading import load_model_and_processor
 
     fx = write_runs(tmp_path_factory.mktemp("silent_runs"), _specs(str(tiny_dir)))
     data = get_profile("smoke").data()

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from data import toy_instruct
-from data.evaluate import _names_a_choice
 from data.io import sources_digest
 from data.prompts import OPEN_PROMPT, check_prompt_id, prompt_text, sft_target
 from data.schema import Item
 from data.toy_world import ANSWER_WORDS, CAPTIONS, SPECS
 from experiments import toy_base
+from models.evaluate import _names_a_choice
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_the_cache_key_covers_every_module_that_shapes_the_world_and_the_base() 
     from data.toy import WORLD_MODULES
 
     assert {"data.toy", "data.toy_world", "data.toy_synth"} <= set(WORLD_MODULES)
-    assert {"data.toy_instruct", "data.prompts", "data.models", "trainers.sft"} <= set(toy_base.BASE_MODULES)
+    assert {"data.toy_instruct", "data.prompts", "models.qwen2_audio", "trainers.sft"} <= set(toy_base.BASE_MODULES)
     assert sources_digest(["data.toy_world"]) != sources_digest(["data.toy_synth"])
     assert sources_digest(["data.toy_world"], extra="a") != sources_digest(["data.toy_world"], extra="b")
     spec = toy_base.ToyBaseSpec()
@@ -130,7 +130,7 @@ def _stub_build(monkeypatch: pytest.MonkeyPatch, format_rate: float, listed: flo
 
     monkeypatch.setattr(toy_base, "_train", fake_train)
     monkeypatch.setattr(toy_base, "zero_shot_report", fake_report)
-    monkeypatch.setattr("data.models.ensure_tiny_model", lambda cache, seed=0: Path(cache) / "tiny")
+    monkeypatch.setattr("models.tiny.ensure_tiny_model", lambda cache, seed=0: Path(cache) / "tiny")
     monkeypatch.setattr("data.toy.ensure_world", lambda cache, seed=0, sizes=None: Path(cache) / "world")
 
 

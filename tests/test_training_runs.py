@@ -81,7 +81,7 @@ def test_killed_run_resumes_from_its_last_checkpoint_into_the_same_wandb_run(tmp
 
 
 def test_lora_run_can_save_merged_weights(tmp_path, wandb_dir):
-    from data.models import load_model_and_processor
+    from models.loading import load_model_and_processor
 
     out = tmp_path / "lora"
     assert (

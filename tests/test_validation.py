@@ -31,8 +31,8 @@ class Loaded(Exception):
 @pytest.fixture()
 def tripwires(monkeypatch):
     """Any data, model or W&B run touched raises :class:`Loaded` (so a test on the old code fails fast, not slowly)."""
-    import data.models
     import experiments.tracking
+    import models.loading
     from experiments.profiles import Profile
 
     def trip(*args, **kwargs):
@@ -40,7 +40,7 @@ def tripwires(monkeypatch):
 
     monkeypatch.setattr(Profile, "data", trip)
     monkeypatch.setattr(Profile, "resolve_model", trip)
-    monkeypatch.setattr(data.models, "load_model_and_processor", trip)
+    monkeypatch.setattr(models.loading, "load_model_and_processor", trip)
     monkeypatch.setattr(experiments.tracking, "tracked_run", trip)
 
 
@@ -182,11 +182,11 @@ def test_run_dtype_is_one_rule(monkeypatch):
 
 
 def test_evaluate_checkpoint_passes_the_decoding_source_and_dtype(tmp_path, monkeypatch):
-    import data.evaluate
+    import models.evaluate
     from experiments.runner import evaluate_checkpoint
 
     seen = []
-    monkeypatch.setattr(data.evaluate, "evaluate", lambda *a, decoding, **kw: seen.append(decoding))
+    monkeypatch.setattr(models.evaluate, "evaluate", lambda *a, decoding, **kw: seen.append(decoding))
     bench = write_mmau_benchmark(tmp_path / "b", n=2)
     spec = EvalSpec(batch_size=3, max_new_tokens=5, decoding="checkpoint")
     evaluate_checkpoint(

@@ -11,7 +11,7 @@ at each checkpoint too (the paper picked checkpoints on MMAU itself). :class:`Ch
   (its predictions resume where they stopped), so no checkpoint of a run goes unevaluated.
 
 Under several processes every process evaluates a shard and one (the main) records the results. The evaluation
-sets are featurised once (a :class:`~data.evaluate.FeatureCache` per set) and reused at every
+sets are featurised once (a :class:`~models.evaluate.FeatureCache` per set) and reused at every
 checkpoint. Evaluation uses greedy decoding, so the model's train/eval mode is switched around it and restored.
 
 On the console each evaluation shows a progress bar per set (the main process's only; the training bar would
@@ -30,9 +30,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from data.distributed import is_main
-from data.evaluate import DecodingConfig, FeatureCache, evaluate
 from data.io import append_jsonl, read_jsonl
 from data.schema import Item
+from models.evaluate import DecodingConfig, FeatureCache, evaluate
 from trainers.console import say
 from trainers.record_files import EVAL_LOG, STEP_KEY
 

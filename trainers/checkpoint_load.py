@@ -8,8 +8,8 @@ reverts the renaming that ``from_pretrained`` applies. ``Trainer._load_from_chec
 
 :func:`load_full_weights` maps the file's names to the model's through transformers' own saving rule
 (``revert_weight_conversion``, the function ``save_pretrained`` uses), copies every tensor in place, and raises
-:class:`~data.models.CheckpointError` on any missing, unexpected or mis-shaped key; LoRA adapters get the same check
-(:func:`data.models.check_adapter_keys`, which evaluation by path uses too). :class:`StrictCheckpointLoadMixin`
+:class:`~models.loading.CheckpointError` on any missing, unexpected or mis-shaped key; LoRA adapters get the same check
+(:func:`models.loading.check_adapter_keys`, which evaluation by path uses too). :class:`StrictCheckpointLoadMixin`
 puts both under the SFT and GRPO trainers' resume, and names the damaged file (with the previous checkpoint to fall
 back on) when weights or optimizer state cannot be read.
 FSDP and DeepSpeed checkpoints keep their own loaders (``load_fsdp_model``; ``deepspeed_load_checkpoint``, strict
@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from data.models import ADAPTER_WEIGHTS, CheckpointError, check_adapter_keys, key_mismatch
+from models.loading import ADAPTER_WEIGHTS, CheckpointError, check_adapter_keys, key_mismatch
 from trainers.checkpoint_storage import fallback_advice
 
 WEIGHTS = "model.safetensors"

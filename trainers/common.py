@@ -9,7 +9,7 @@ clear save failures, audio-encoder freezing. :class:`SuiteTrainerMixin` puts the
   would silently train past its length.
 - ``trainers/checkpoint_load.py``: a resume loads every saved weight or fails naming the checkpoint;
   ``trainers/checkpoint_storage.py``: a save that fills the disk says so.
-- :func:`freeze_audio_encoder` stops gradients into the Whisper encoder (``--set train.freeze_audio_encoder=true``).
+- :func:`freeze_audio_encoder` stops gradients into the audio encoder (``--set train.freeze_audio_encoder=true``).
 """
 
 from __future__ import annotations
@@ -69,5 +69,6 @@ class SuiteTrainerMixin(FinishedRunGuardMixin, StrictCheckpointLoadMixin, SaveFa
 
 
 def freeze_audio_encoder(model: Any) -> None:
-    for p in model.model.audio_tower.parameters():
-        p.requires_grad_(False)
+    from models.registry import family_of
+
+    family_of(model).audio_encoder(model).requires_grad_(False)

@@ -41,7 +41,9 @@ from typing import Any
 import torch
 from transformers.integrations.fsdp import is_fsdp_managed_module
 
-from data.audio_encoder import _base, distinct_rows, group_rows
+from models.audio_encoder import backbone as _base
+from models.audio_encoder import distinct_rows, group_rows
+from models.registry import family_of
 from trainers.console import say
 
 
@@ -51,7 +53,7 @@ def distinct_prompts(
     input_features: torch.Tensor | None = None,
     feature_attention_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(first, inverse)`` over rows equal in tokens, padding and audio (see ``data.audio_encoder.distinct_rows``)."""
+    """``(first, inverse)`` over rows equal in tokens, padding and audio (see ``models.audio_encoder.distinct_rows``)."""
     if input_features is not None:
         lengths = None if feature_attention_mask is None else feature_attention_mask.sum(-1)
         _, audio_group = distinct_rows(input_features, lengths)
@@ -85,6 +87,7 @@ def generate_with_shared_prefill(
         or kwargs.get("past_key_values") is not None
         or not bool(attention_mask[:, -1].all())  # right padding: the last column is not a real token everywhere
         or bool((input_ids[:, -1] == audio_token).any())  # the audio must lie in the prefilled part
+        or not family_of(model).allows("shared_prompt_prefill")  # exact for this model family only if declared
         # G copies would each draw their own dropout masks, one shared prompt one (and other random draws after it)
         or stands_aside("shared_prompt_prefill", model)
     ):
@@ -189,6 +192,7 @@ def shared_prefix_logps(
     if (
         split < 1
         or input_ids.shape[0] < 2
+        or not family_of(unwrapped).allows("shared_prompt_scoring")  # exact for this model family only if declared
         or getattr(base.language_model, "gradient_checkpointing", False)
         # G copies would each draw their own mask; one shared prompt would not
         or stands_aside("shared_prompt_scoring", unwrapped, "in the log-probability passes")

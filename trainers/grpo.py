@@ -30,8 +30,9 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from data.audio import load_audio
-from data.features import featurize
-from data.models import audio_window_seconds
+from models.features import featurize, placeholder_ids
+from models.loading import audio_window_seconds
+from models.registry import family_of
 from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
 from trainers.group_prefill import shared_prefix_logps
 
@@ -42,15 +43,20 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
     def __init__(self, *args: Any, processing_class: Any, audio_channel: str = "mean", **kwargs: Any):
         model = kwargs.get("model", args[0] if args else None)
         config = getattr(model, "config", None)
-        # TRL suppresses config.image_token_id during sampling; for audio the placeholder to suppress is <|AUDIO|>.
+        # TRL reads config.image_token_id in __init__ (to suppress it when sampling); Qwen2-Audio has none.
         added = config is not None and not hasattr(config, "image_token_id")
         if added:
-            config.image_token_id = config.audio_token_index
+            config.image_token_id = processing_class.audio_token_id
         try:
             super().__init__(*args, processing_class=processing_class, **kwargs)
         finally:
             if added and "image_token_id" in config.__dict__:
                 del config.image_token_id  # keep saved checkpoints' config.json clean
+        # A sampled placeholder has no features behind it: suppress the family's audio (and any image or video)
+        # placeholder, whatever TRL picked.
+        suppress = placeholder_ids(processing_class)
+        self.generation_config.suppress_tokens = suppress
+        self.generation_kwargs["suppress_tokens"] = suppress
         self.audio_channel = audio_channel
         self.merged_lora_generation = False  # speed switch, see trainers/lora_generation.py
         self.shared_prompt_prefill = False  # speed switches, see trainers/group_prefill.py
@@ -74,8 +80,7 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
 
     def _audio_dtype(self) -> torch.dtype:
         model = self.accelerator.unwrap_model(self.model)
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return next(base.model.audio_tower.parameters()).dtype
+        return next(family_of(model).audio_encoder(model).parameters()).dtype
 
     def _tokenize_prompts(self, prompts: list) -> tuple[list[list[int]], None, dict[str, torch.Tensor]]:
         paths = self._batch_audio_paths
@@ -251,7 +256,8 @@ def build_grpo_trainer(
 
         lora = exp.lora
         peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=lora.targets, task_type="CAUSAL_LM")  # fmt: skip
+                                 target_modules=family_of(model).lora_target_modules(model, lora.targets),
+                                 task_type="CAUSAL_LM")  # fmt: skip
     if exp.train.freeze_audio_encoder:
         freeze_audio_encoder(model)
     args = grpo_config(
@@ -273,7 +279,7 @@ def build_grpo_trainer(
     trainer.shared_prompt_prefill = exp.grpo.shared_prompt_prefill
     trainer.shared_prompt_scoring = exp.grpo.shared_prompt_scoring
     if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switches
-        from data.audio_encoder import use_encoder_switches
+        from models.audio_encoder import use_encoder_switches
 
         use_encoder_switches(trainer.ref_model, valid_frames=exp.train.valid_frame_encoder,
                              distinct_clips=exp.train.distinct_clip_encoder)  # fmt: skip

@@ -29,10 +29,10 @@ from torch.utils.data import Dataset
 from transformers import Trainer, TrainingArguments
 
 from data.audio import load_audio
-from data.features import featurize
-from data.models import audio_window_seconds
 from data.prompts import build_conversation, render_prompt, sft_target
 from data.schema import Item
+from models.features import featurize
+from models.loading import audio_window_seconds
 from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
 
 END_OF_TURN = "<|im_end|>"
@@ -115,9 +115,11 @@ def apply_lora(model: Any, lora: Any) -> Any:
         return model
     from peft import LoraConfig, get_peft_model
 
+    from models.registry import family_of
+
     config = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.targets, task_type="CAUSAL_LM"
-    )
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=family_of(model).lora_target_modules(model, lora.targets), task_type="CAUSAL_LM",
+    )  # fmt: skip
     return get_peft_model(model, config)
 
 

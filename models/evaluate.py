@@ -9,7 +9,7 @@ Decoding is exactly what ``metrics.json`` says (:class:`DecodingConfig`):
 
 - ``source="neutral"`` (the default) decodes greedily with every logits-changing setting neutral: no repetition,
   encoder-repetition or length penalty, no n-gram blocking, bad words, sequence bias, minimum length or forced
-  tokens; only the ``<|AUDIO|>`` placeholder is suppressed (as in GRPO sampling). transformers 5.23 completes the
+  tokens; only the audio placeholder (``<|AUDIO|>``, the family's) is suppressed (as in GRPO sampling). transformers 5.23 completes the
   config passed to ``generate`` from ``model.generation_config`` for every field left unset (None), and setting a
   field to its default value does not stop that for fields whose default *is* None (bad words, suppressed or
   forced tokens). So for the call the model's own config is replaced by an empty one: nothing of a checkpoint's
@@ -61,22 +61,21 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from data.audio import MIN_AUDIO_SAMPLES, AudioStats, load_audio, probe_audio
-from data.audio_encoder import use_valid_frame_encoder
 from data.distributed import barrier, gather_objects, is_main, rank_and_size
-from data.features import featurize
 from data.io import JsonlAppender, read_jsonl, write_json_atomic
-from data.models import audio_window_seconds
 from data.prompts import PROMPT_TEMPLATES, build_conversation, check_prompt_id, render_prompt
 from data.schema import DataError, Item
 from data.scoring import compute_metrics, extract_answer, format_table, has_answer, mmau_correct
+from models.audio_encoder import use_valid_frame_encoder
+from models.features import featurize, placeholder_ids
+from models.loading import audio_window_seconds
+from models.registry import family_of
 
 AudioMode = Literal["real", "silent"]
 DecodingSource = Literal["neutral", "checkpoint"]
 ComputeDtype = Literal["float32", "bfloat16"]
 PARTIAL_NAME = "predictions.partial.jsonl"
 STATE_NAME = "eval_settings.json"
-# Audio tokens per second of audio in Qwen2-Audio (after the encoder's stride-2 conv and pooling).
-AUDIO_TOKENS_PER_SECOND = 25
 
 
 @dataclass(frozen=True)
@@ -181,10 +180,11 @@ def plan_batches(items: Sequence[Item], processor: Any, prompt_id: str, batch_si
     out-of-memory batch fails in the first seconds, not after an hour.
     """
     window = audio_window_seconds(processor)
+    per_second = family_of(processor).audio_tokens_per_second
 
     def length(item: Item) -> int:
         text = build_conversation(item.question, item.choices, prompt_id)[-1]["content"][-1]["text"]
-        audio = min(_clip_seconds(item.audio_path), window) * AUDIO_TOKENS_PER_SECOND
+        audio = min(_clip_seconds(item.audio_path), window) * per_second
         return len(processor.tokenizer(text)["input_ids"]) + int(audio)
 
     ordered = sorted(items, key=lambda it: (-length(it), it.id))
@@ -284,15 +284,14 @@ def decode_plan(model: Any, processor: Any, decoding: DecodingConfig) -> DecodeP
     autocast = compute == "bfloat16" and weights != "bfloat16"
     # Under autocast the rotary embedding returns fp32 keys beside bf16 values, which transformers' static cache
     # cannot hold (index_copy_ dtype error): such evaluations use the dynamic cache (same outputs; recorded).
-    static = decoding.static_cache and not autocast
+    static = decoding.static_cache and not autocast and family_of(model).allows("static_cache")
     common = {"max_new_tokens": decoding.max_new_tokens, "eos_token_id": eos_ids, "pad_token_id": pad,
               "cache_implementation": "static" if static else None}  # fmt: skip
     if decoding.source == "checkpoint":  # the original evaluation's generate(max_new_tokens=N), stopping at im_end
         config = GenerationConfig(**common)
     else:
         # A generated placeholder has no audio features behind it; GRPO sampling suppresses it too.
-        audio = tok.convert_tokens_to_ids("<|AUDIO|>")
-        suppress = [audio] if audio is not None and audio != tok.unk_token_id else None
+        suppress = [i for i in placeholder_ids(processor) if i is not None and i != tok.unk_token_id] or None
         config = GenerationConfig(**NEUTRAL_GENERATION, **common, suppress_tokens=suppress)
     return DecodePlan(config, decoding.source, compute, weights, autocast)
 

@@ -1,4 +1,4 @@
-"""Turn prompt texts and waveforms into Qwen2-Audio model inputs, fast and identical to the processor.
+"""Turn prompt texts and waveforms into model inputs for any family, fast and identical to the processor.
 
 ``featurize(processor, texts, waves)`` returns exactly what
 ``processor(text=texts, audio=waves, sampling_rate=16000, padding=True, return_tensors="pt")`` returns (minus the
@@ -6,7 +6,8 @@ bookkeeping key ``num_audio_tokens``): ``input_ids`` and ``attention_mask`` (tex
 ``input_features`` (log-mel, audio always padded on the right to the window) and ``feature_attention_mask``.
 It skips the processor's per-clip Python padding and calls the Whisper log-mel transform once on the whole batch,
 which halves featurisation time on CPU. ``tests/test_features.py`` checks equality with the processor for clips
-shorter than, equal to and longer than the window; any other feature extractor falls back to the processor.
+shorter than, equal to and longer than the window, for every family; a family whose processor pads audio to the
+longest clip rather than the window (Qwen3-Omni), and any other feature extractor, use the processor itself.
 
 Every consumer (evaluator, SFT collator, GRPO trainer) builds its inputs here, so audio can never be prepared in two
 different ways.
@@ -20,14 +21,10 @@ from typing import Any
 import numpy as np
 
 
-def audio_token_count(n_frames: int) -> int:
-    """Audio tokens Qwen2-Audio produces for ``n_frames`` valid mel frames (stride-2 conv, then stride-2 pooling)."""
-    return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
-
-
-def _fast_path_ok(fe: Any) -> bool:
+def _fast_path_ok(fe: Any, family: Any) -> bool:
     return (
-        type(fe).__name__ == "WhisperFeatureExtractor"
+        family.pads_audio_to_window
+        and type(fe).__name__ == "WhisperFeatureExtractor"
         and hasattr(fe, "_torch_extract_fbank_features")
         and getattr(fe, "padding_side", "right") == "right"
         and not getattr(fe, "dither", 0.0)
@@ -42,18 +39,22 @@ def featurize(
     fast: bool = True,
     padding_side: str | None = None,
 ) -> dict:
-    """Model inputs for a batch of prompt texts (each with one ``<|AUDIO|>`` placeholder) and 16 kHz waveforms.
+    """Model inputs for a batch of prompt texts (each with one audio placeholder, ``processor.audio_token``) and
+    16 kHz waveforms.
 
     Text is padded on ``padding_side`` (default: the tokenizer's own, left for generation; training passes
-    "right"); audio is always padded on the right, as Qwen2-Audio requires.
+    "right"); audio is always padded on the right, as the encoders require.
     """
     import torch
+
+    from models.registry import family_of
 
     if len(texts) != len(waves):
         raise ValueError(f"featurize: {len(texts)} texts but {len(waves)} waveforms")
     fe = processor.feature_extractor
     side = {"padding_side": padding_side} if padding_side else {}
-    if not (fast and _fast_path_ok(fe)):
+    family = family_of(processor)
+    if not (fast and _fast_path_ok(fe, family)):
         out = processor(
             text=list(texts), audio=list(waves), sampling_rate=16000, padding=True, return_tensors="pt", **side
         )
@@ -78,7 +79,7 @@ def featurize(
     for text, valid in zip(texts, feature_mask.sum(-1).tolist(), strict=True):
         if text.count(audio_token) != 1:
             raise ValueError(f"featurize expects exactly one {audio_token} per prompt, got {text.count(audio_token)}")
-        expanded.append(text.replace(audio_token, audio_token * audio_token_count(int(valid))))
+        expanded.append(text.replace(audio_token, audio_token * family.audio_token_count(int(valid))))
     tokens = processor.tokenizer(expanded, padding=True, return_tensors="pt", **side)
     return {
         "input_ids": tokens["input_ids"],
@@ -86,3 +87,18 @@ def featurize(
         "input_features": torch.from_numpy(np.ascontiguousarray(features)),
         "feature_attention_mask": torch.from_numpy(feature_mask),
     }
+
+
+def placeholder_ids(processor: Any) -> list[int]:
+    """The token ids of the processor's audio placeholder and of any image or video placeholder it has."""
+    tok = processor.tokenizer
+    ids = [
+        processor.audio_token_id
+        if hasattr(processor, "audio_token_id")
+        else tok.convert_tokens_to_ids(processor.audio_token)
+    ]
+    for name in ("image_token", "video_token"):
+        token = getattr(processor, name, None)
+        if token is not None:
+            ids.append(tok.convert_tokens_to_ids(token))
+    return ids

@@ -1,5 +1,8 @@
 """Speed switches for Qwen2-Audio's audio encoder, each exact: the model's audio features are unchanged.
 
+For another family a switch stands aside (the stock encoder runs) and says why once, unless the family declares it
+exact (``models/family.py``; the Omni encoders already skip padded frames themselves).
+
 **Valid frames only.** The Whisper-style encoder always runs on the full window (3000 mel frames = 30 s for the real
 model), although a 10 s clip has 1000 valid frames and the rest is padding. Padded positions are masked as attention
 keys, so the features at valid positions depend only on the valid frames and the first two padding frames (through
@@ -15,7 +18,7 @@ sums the G rows' gradients into the one computation, as G separate computations 
 fingerprint and then compared element by element, so a batch whose rows merely look alike is encoded row by row.
 Measured before this switch (notes section 8): 55 ms for 8 copies of a clip against 12 ms for one, per pass.
 
-    from data.audio_encoder import use_valid_frame_encoder, use_distinct_clip_encoder
+    from models.audio_encoder import use_valid_frame_encoder, use_distinct_clip_encoder
     use_valid_frame_encoder(model)            # patches this model instance (idempotent); returns the model
     use_distinct_clip_encoder(model)          # independent of the first; both may be on
     use_valid_frame_encoder(model, False)     # back to the stock encoder (once both are off)
@@ -32,18 +35,16 @@ from typing import Any
 
 import torch
 
-_SWITCHES = ("_valid_frames", "_distinct_clips")
+_SWITCH_NAMES = {"_valid_frames": "valid_frame_encoder", "_distinct_clips": "distinct_clip_encoder"}
+_SWITCHES = tuple(_SWITCH_NAMES)
 _DROPOUTS = ("dropout", "attention_dropout", "activation_dropout", "encoder_layerdrop")
 
 
-def _base(model: Any) -> Any:
-    """The ``Qwen2AudioModel`` inside a ForConditionalGeneration, PEFT or otherwise wrapped model."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for _ in range(4):  # ForConditionalGeneration -> .model, through any thin wrappers
-        if hasattr(base, "audio_tower"):
-            return base
-        base = base.model
-    raise TypeError(f"no Qwen2-Audio audio_tower found in {type(model).__name__}")
+def backbone(model: Any) -> Any:
+    """The module holding ``audio_tower`` inside a ForConditionalGeneration, PEFT or otherwise wrapped model."""
+    from models.registry import family_of
+
+    return family_of(model).backbone(model)
 
 
 def _row_keys(flat: torch.Tensor) -> list[int]:
@@ -142,7 +143,10 @@ def _model_forward(self: Any, *args: Any, feature_attention_mask: Any = None, **
 
 
 def _switch(model: Any, flag: str, enabled: bool) -> Any:
-    base = _base(model)
+    from models.registry import family_of
+
+    enabled = family_of(model).allows(_SWITCH_NAMES[flag], enabled)
+    base = backbone(model)
     encoder = base.audio_tower
     for f in _SWITCHES:  # the patched forward reads both flags and the lengths the model's forward sets
         if not hasattr(encoder, f):
