@@ -194,9 +194,10 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     dtype = run_dtype(exp.train)
     bf16 = dtype == "bfloat16"
     model, processor = load_model_and_processor(base, dtype=load_dtype(exp))
-    frozen = family_of(model).freeze_unused_parts(model)  # an Omni vision tower: never fed, never trained
+    family = family_of(model)
+    frozen = family.freeze_unused_parts(model)  # an Omni vision tower: never fed, never trained
     if frozen:
-        print(f"{family_of(model).title}: {', '.join(frozen)} frozen (the suite feeds audio and text only)")
+        print(f"{family.title}: {', '.join(frozen)} frozen (the suite feeds audio and text only)")
     use_encoder_switches(
         model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
     )

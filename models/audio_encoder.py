@@ -145,8 +145,9 @@ def _model_forward(self: Any, *args: Any, feature_attention_mask: Any = None, **
 def _switch(model: Any, flag: str, enabled: bool) -> Any:
     from models.registry import family_of
 
-    enabled = family_of(model).allows(_SWITCH_NAMES[flag], enabled)
-    base = backbone(model)
+    family = family_of(model)
+    enabled = family.allows(_SWITCH_NAMES[flag], enabled)
+    base = family.backbone(model)
     encoder = base.audio_tower
     for f in _SWITCHES:  # the patched forward reads both flags and the lengths the model's forward sets
         if not hasattr(encoder, f):

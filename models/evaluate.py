@@ -9,8 +9,8 @@ Decoding is exactly what ``metrics.json`` says (:class:`DecodingConfig`):
 
 - ``source="neutral"`` (the default) decodes greedily with every logits-changing setting neutral: no repetition,
   encoder-repetition or length penalty, no n-gram blocking, bad words, sequence bias, minimum length or forced
-  tokens; only the audio placeholder (``<|AUDIO|>``, the family's) is suppressed (as in GRPO sampling). transformers 5.23 completes the
-  config passed to ``generate`` from ``model.generation_config`` for every field left unset (None), and setting a
+  tokens; only the family's audio placeholder (Qwen2-Audio's ``<|AUDIO|>``) is suppressed (as in GRPO sampling).
+  transformers 5.23 completes the config passed to ``generate`` from ``model.generation_config`` for every field left unset (None), and setting a
   field to its default value does not stop that for fields whose default *is* None (bad words, suppressed or
   forced tokens). So for the call the model's own config is replaced by an empty one: nothing of a checkpoint's
   ``generation_config.json`` (released Instruct checkpoints ship penalties and sampling) reaches the decoding.

@@ -37,15 +37,14 @@ class ModelFamily:
     model_types: tuple[str, ...] = ()  # config.json "model_type" values this family loads
     hub_ids: tuple[str, ...] = ()  # released checkpoints, for the docs and the error that lists families
     tiny_name: str = ""  # the name of its tiny offline twin (``--model tiny-...``)
-    audio_token: str = ""  # the placeholder the processor expands to one token per audio frame group
-    end_of_turn: str = "<|im_end|>"
+    # transformers class names (imported on first use): the model class this suite loads, and its processor's.
+    model_class_name: str = ""
+    processor_class_name: str = ""
     # Parts of the model the suite never feeds (a vision tower): frozen for training, so that data parallel runs
     # see no unused trainable parameter and the optimizer holds no state for them.
     unused_parts: tuple[str, ...] = ()
     # switch name -> why it is not exact for this family (absent: exact, tested against the plain path).
     inexact_switches: dict[str, str] = {}
-    # What LoRA's default targets (experiments.spec.LoraSpec.targets) adapt in this family, for the docs and tests.
-    lora_note: str = "every attention and MLP projection of the language model; the audio encoder is not adapted"
 
     def lora_target_modules(self, model: Any, targets: str) -> str | list[str]:
         """What PEFT's ``target_modules`` gets for the experiment's ``lora.targets`` regex (by default: the regex)."""
@@ -53,7 +52,7 @@ class ModelFamily:
 
     # -- loading ---------------------------------------------------------------------------------------------------
     def model_class(self) -> type:
-        raise NotImplementedError
+        return transformers_class(self.model_class_name)
 
     def model_config(self, config: Any) -> Any:
         """The config the model class takes, from a checkpoint's config (an Omni checkpoint's: its thinker's)."""
@@ -63,10 +62,6 @@ class ModelFamily:
         from transformers import AutoProcessor
 
         return AutoProcessor.from_pretrained(str(name_or_path), trust_remote_code=False)
-
-    def ignored_checkpoint_keys(self) -> tuple[str, ...]:
-        """Prefixes of checkpoint weights that belong to parts this suite does not load (an Omni talker)."""
-        return ()
 
     # -- audio -----------------------------------------------------------------------------------------------------
     def audio_token_count(self, n_frames: int) -> int:
@@ -133,16 +128,23 @@ class ModelFamily:
             return True
         if (self.name, switch) not in _SAID:
             _SAID.add((self.name, switch))
-            say_once_line(f"speed switch {switch} stands aside for {self.title} (the plain path runs): {why}")
+            say(f"speed switch {switch} stands aside for {self.title} (the plain path runs): {why}")
         return False
 
     def __repr__(self) -> str:
         return f"<model family {self.name}>"
 
 
-def say_once_line(line: str) -> None:
-    """Print above any live progress bar (tqdm's external write mode), flushed at once."""
-    from tqdm import tqdm
+def transformers_class(name: str) -> type:
+    """A class of the installed transformers by name (imported on first use, so importing a family stays cheap)."""
+    import transformers
+
+    return getattr(transformers, name)
+
+
+def say(line: str) -> None:
+    """Print ``line`` on its own line above any live progress bar (which is redrawn below it), flushed at once."""
+    from tqdm.auto import tqdm
 
     with tqdm.external_write_mode():
         print(line, flush=True)

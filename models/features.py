@@ -91,14 +91,5 @@ def featurize(
 
 def placeholder_ids(processor: Any) -> list[int]:
     """The token ids of the processor's audio placeholder and of any image or video placeholder it has."""
-    tok = processor.tokenizer
-    ids = [
-        processor.audio_token_id
-        if hasattr(processor, "audio_token_id")
-        else tok.convert_tokens_to_ids(processor.audio_token)
-    ]
-    for name in ("image_token", "video_token"):
-        token = getattr(processor, name, None)
-        if token is not None:
-            ids.append(tok.convert_tokens_to_ids(token))
-    return ids
+    tokens = [getattr(processor, name, None) for name in ("audio_token", "image_token", "video_token")]
+    return [processor.tokenizer.convert_tokens_to_ids(t) for t in tokens if t is not None]

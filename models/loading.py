@@ -12,7 +12,6 @@ initialise the missing weights at random); so is a LoRA adapter file whose names
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +88,13 @@ def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, dev
     """
     import torch
 
-    from models.registry import family_for_model_type, read_config
+    from models.registry import base_model_of, family_for_model_type, read_config
 
     name = str(name_or_path)
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     adapter = Path(name) / "adapter_config.json"
-    base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.exists() else name
+    base = base_model_of(name)
     config = read_config(name)
     family = family_for_model_type(getattr(config, "model_type", None), base)
     # A LoRA checkpoint holds adapters (and the processor): load its base model, then the adapters on top.

@@ -23,19 +23,21 @@ block; a hub checkpoint brings its own template, which the suite uses unchanged.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from models.family import ModelFamily
+from models.family import ModelFamily, transformers_class
 
 NAMED_TOKEN_KEYS = ("audio_token", "audio_bos_token", "audio_eos_token", "image_token", "video_token",
                     "vision_bos_token", "vision_eos_token")  # fmt: skip
 
 
-def audio_only_processor(processor_class: type, feature_extractor: Any, tokenizer: Any, chat_template: str | None):
-    """An instance of the family's processor class holding only its feature extractor and tokenizer."""
+@functools.cache
+def audio_only_class(processor_class: type) -> type:
+    """The family's processor class, holding only its feature extractor and tokenizer (one class per family)."""
     from transformers.processing_utils import OmniModalProcessorMixin
 
     class AudioOnlyProcessor(processor_class):  # type: ignore[misc, valid-type]
@@ -48,7 +50,7 @@ def audio_only_processor(processor_class: type, feature_extractor: Any, tokenize
                     setattr(self, key + "_id", getattr(tokenizer, key + "_id"))
 
     AudioOnlyProcessor.__name__ = AudioOnlyProcessor.__qualname__ = f"AudioOnly{processor_class.__name__}"
-    return AudioOnlyProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer, chat_template=chat_template)
+    return AudioOnlyProcessor
 
 
 def read_chat_template(name_or_path: str | Path) -> str | None:
@@ -86,22 +88,16 @@ class OmniFamily(ModelFamily):
     named_tokens: dict[str, str] = {}
     default_system: str | None = None
     full_model_types: tuple[str, ...] = ()  # the whole model's config (thinker + talker + vocoder)
-    speech_prefixes: tuple[str, ...] = ()  # checkpoint weights of the speech-out parts
-
-    def processor_class(self) -> type:
-        raise NotImplementedError
-
-    def thinker_config_class(self) -> type:
-        raise NotImplementedError
-
-    def full_config_class(self) -> type:
-        raise NotImplementedError
+    speech_prefixes: tuple[str, ...] = ()  # checkpoint weights of the speech-out parts (skipped when loading)
+    thinker_config_name: str = ""  # transformers class names of the thinker's and the whole model's configs
+    full_config_name: str = ""
 
     def model_config(self, config: Any) -> Any:
         return config.thinker_config if config.model_type in self.full_model_types else config
 
-    def ignored_checkpoint_keys(self) -> tuple[str, ...]:
-        return self.speech_prefixes
+    def audio_only_processor(self, feature_extractor: Any, tokenizer: Any, chat_template: str | None) -> Any:
+        cls = audio_only_class(transformers_class(self.processor_class_name))
+        return cls(feature_extractor=feature_extractor, tokenizer=tokenizer, chat_template=chat_template)
 
     def load_processor(self, name_or_path: str | Path) -> Any:
         from transformers import AutoTokenizer, WhisperFeatureExtractor
@@ -110,7 +106,7 @@ class OmniFamily(ModelFamily):
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
         feature_extractor = WhisperFeatureExtractor.from_pretrained(name)
         template = read_chat_template(name) or getattr(tokenizer, "chat_template", None)
-        return audio_only_processor(self.processor_class(), feature_extractor, tokenizer, template)
+        return self.audio_only_processor(feature_extractor, tokenizer, template)
 
     def tiny_text_config(self, vocab: int, tok: Any) -> dict[str, Any]:
         h = 64
@@ -129,19 +125,18 @@ class OmniFamily(ModelFamily):
 
     def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
         import torch
-        from transformers import GenerationConfig
 
-        from models.qwen2_audio import tiny_feature_extractor
+        from models.qwen2_audio import tiny_feature_extractor, tiny_generation_config
         from models.tokenizer import QWEN_CHAT_TOKENS, build_tiny_tokenizer
 
         named = self.named_tokens
         tok = build_tiny_tokenizer(words, special_tokens=[*QWEN_CHAT_TOKENS, *(named[k] for k in NAMED_TOKEN_KEYS)],
                                    named_tokens=named)  # fmt: skip
         audio_block = named["audio_bos_token"] + named["audio_token"] + named["audio_eos_token"]
-        processor = audio_only_processor(self.processor_class(), tiny_feature_extractor(2), tok,
-                                         chat_template(audio_block, self.default_system))  # fmt: skip
+        processor = self.audio_only_processor(tiny_feature_extractor(2), tok,
+                                              chat_template(audio_block, self.default_system))  # fmt: skip
         ids = {k: tok.convert_tokens_to_ids(v) for k, v in named.items()}
-        config = self.thinker_config_class()(
+        config = transformers_class(self.thinker_config_name)(
             audio_config=self.tiny_audio_config(), vision_config=self.tiny_vision_config(),
             text_config=self.tiny_text_config(len(tok), tok), audio_token_id=ids["audio_token"],
             image_token_id=ids["image_token"], video_token_id=ids["video_token"],
@@ -152,10 +147,7 @@ class OmniFamily(ModelFamily):
         config.pad_token_id = tok.pad_token_id
         torch.manual_seed(seed)
         model = self.model_class()(config)
-        model.generation_config = GenerationConfig(
-            eos_token_id=[tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")],
-            pad_token_id=tok.pad_token_id, do_sample=False,
-        )  # fmt: skip
+        model.generation_config = tiny_generation_config(tok)
         model.eval()
         return model, processor
 
@@ -173,7 +165,7 @@ class OmniFamily(ModelFamily):
         for prefix in self.speech_prefixes:
             tensors[f"{prefix}.placeholder.weight"] = torch.zeros(2, 2)
         save_file(tensors, str(weights), metadata={"format": "pt"})
-        full = self.full_config_class()(thinker_config=model.config.to_dict())
+        full = transformers_class(self.full_config_name)(thinker_config=model.config.to_dict())
         full.save_pretrained(out_dir)  # replaces the thinker's config.json, as on the hub
         return Path(out_dir)
 

@@ -32,33 +32,16 @@ class Qwen25OmniFamily(OmniFamily):
     full_model_types = ("qwen2_5_omni",)
     hub_ids = ("Qwen/Qwen2.5-Omni-7B", "Qwen/Qwen2.5-Omni-3B")
     tiny_name = "tiny-qwen2.5-omni"
-    audio_token = "<|AUDIO|>"
+    model_class_name = "Qwen2_5OmniThinkerForConditionalGeneration"
+    processor_class_name = "Qwen2_5OmniProcessor"
+    thinker_config_name = "Qwen2_5OmniThinkerConfig"
+    full_config_name = "Qwen2_5OmniConfig"
     named_tokens = {"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
                     "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>", "vision_bos_token": "<|vision_bos|>",
                     "vision_eos_token": "<|vision_eos|>"}  # fmt: skip
     default_system = "You are a helpful assistant."
     speech_prefixes = ("talker", "token2wav")
     inexact_switches = OMNI_ASIDE
-
-    def model_class(self) -> type:
-        from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-        return Qwen2_5OmniThinkerForConditionalGeneration
-
-    def processor_class(self) -> type:
-        from transformers import Qwen2_5OmniProcessor
-
-        return Qwen2_5OmniProcessor
-
-    def thinker_config_class(self) -> type:
-        from transformers import Qwen2_5OmniThinkerConfig
-
-        return Qwen2_5OmniThinkerConfig
-
-    def full_config_class(self) -> type:
-        from transformers import Qwen2_5OmniConfig
-
-        return Qwen2_5OmniConfig
 
     def audio_token_count(self, n_frames: int) -> int:
         return whisper_token_count(n_frames)

@@ -26,6 +26,16 @@ def whisper_token_count(n_frames: int) -> int:
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
 
 
+def tiny_generation_config(tok: Any) -> Any:
+    """Greedy by default, ending at the end of the assistant turn or of the text (every family's tiny twin)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        eos_token_id=[tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")],
+        pad_token_id=tok.pad_token_id, do_sample=False,
+    )  # fmt: skip
+
+
 def tiny_feature_extractor(audio_seconds: int = 2) -> Any:
     from transformers import WhisperFeatureExtractor
 
@@ -55,7 +65,6 @@ def build_tiny_model(
     """A randomly initialised tiny Qwen2-Audio and its processor. Same seed and words: identical weights."""
     import torch
     from transformers import (
-        GenerationConfig,
         Qwen2AudioConfig,
         Qwen2AudioEncoderConfig,
         Qwen2AudioForConditionalGeneration,
@@ -80,10 +89,7 @@ def build_tiny_model(
     config.pad_token_id = tok.pad_token_id
     torch.manual_seed(seed)
     model = Qwen2AudioForConditionalGeneration(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=[tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")],
-        pad_token_id=tok.pad_token_id, do_sample=False,
-    )  # fmt: skip
+    model.generation_config = tiny_generation_config(tok)
     model.eval()
     return model, processor
 
@@ -94,23 +100,15 @@ class Qwen2AudioFamily(ModelFamily):
     model_types = ("qwen2_audio",)
     hub_ids = ("Qwen/Qwen2-Audio-7B-Instruct", "Qwen/Qwen2-Audio-7B")
     tiny_name = "tiny"
-    audio_token = "<|AUDIO|>"
+    model_class_name = "Qwen2AudioForConditionalGeneration"
+    processor_class_name = "Qwen2AudioProcessor"
     inexact_switches: dict[str, str] = {}
-
-    def model_class(self) -> type:
-        from transformers import Qwen2AudioForConditionalGeneration
-
-        return Qwen2AudioForConditionalGeneration
 
     def audio_token_count(self, n_frames: int) -> int:
         return whisper_token_count(n_frames)
 
     def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
         return build_tiny_model(seed, words=words)
-
-    def tiny_sources(self) -> list[str]:
-        # The twin's original fingerprint source, kept in one place with its builder.
-        return ["models.tokenizer", "models.qwen2_audio"]
 
 
 QWEN2_AUDIO = Qwen2AudioFamily()

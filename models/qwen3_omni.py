@@ -26,7 +26,10 @@ class Qwen3OmniFamily(OmniFamily):
     full_model_types = ("qwen3_omni_moe",)
     hub_ids = ("Qwen/Qwen3-Omni-30B-A3B-Instruct",)
     tiny_name = "tiny-qwen3-omni"
-    audio_token = "<|audio_pad|>"
+    model_class_name = "Qwen3OmniMoeThinkerForConditionalGeneration"
+    processor_class_name = "Qwen3OmniMoeProcessor"
+    thinker_config_name = "Qwen3OmniMoeThinkerConfig"
+    full_config_name = "Qwen3OmniMoeConfig"
     named_tokens = {"audio_token": "<|audio_pad|>", "audio_bos_token": "<|audio_start|>",
                     "audio_eos_token": "<|audio_end|>", "image_token": "<|image_pad|>", "video_token": "<|video_pad|>",
                     "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>"}  # fmt: skip
@@ -35,8 +38,6 @@ class Qwen3OmniFamily(OmniFamily):
     inexact_switches = OMNI_ASIDE
     pads_audio_to_window = False
     audio_tokens_per_second = 13.0
-    lora_note = ("the attention projections (q, k, v, o) of the language model; the fused experts and the router "
-                 "stay frozen (models/qwen3_omni.py says why)")  # fmt: skip
 
     def lora_target_modules(self, model: object, targets: str) -> list[str]:
         # Given the regex, PEFT 0.21 also wraps modules it does not match here (the audio encoder's attention, the
@@ -50,26 +51,6 @@ class Qwen3OmniFamily(OmniFamily):
             for name, module in model.named_modules()  # type: ignore[attr-defined]
             if isinstance(module, torch.nn.Linear) and re.fullmatch(targets, name) and ".experts" not in name
         ]
-
-    def model_class(self) -> type:
-        from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
-
-        return Qwen3OmniMoeThinkerForConditionalGeneration
-
-    def processor_class(self) -> type:
-        from transformers import Qwen3OmniMoeProcessor
-
-        return Qwen3OmniMoeProcessor
-
-    def thinker_config_class(self) -> type:
-        from transformers import Qwen3OmniMoeThinkerConfig
-
-        return Qwen3OmniMoeThinkerConfig
-
-    def full_config_class(self) -> type:
-        from transformers import Qwen3OmniMoeConfig
-
-        return Qwen3OmniMoeConfig
 
     def tiny_text_config(self, vocab: int, tok: object) -> dict:
         return {**super().tiny_text_config(vocab, tok), "num_experts": 4, "num_experts_per_tok": 2,

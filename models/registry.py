@@ -36,15 +36,19 @@ def family_for_model_type(model_type: str | None, where: str | Path = "the check
     raise DataError(f"{where}: model_type {model_type!r} is not a supported model family. Supported:\n{supported()}")
 
 
-def read_config(name_or_path: str | Path) -> Any:
-    """A checkpoint's config (a LoRA checkpoint's: its base model's), from a directory or the hub."""
+def base_model_of(name_or_path: str | Path) -> str:
+    """The model a checkpoint's weights load into: a LoRA checkpoint's base model, else the checkpoint itself."""
     import json
 
+    adapter = Path(str(name_or_path)) / "adapter_config.json"
+    return json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.exists() else str(name_or_path)
+
+
+def read_config(name_or_path: str | Path) -> Any:
+    """A checkpoint's config (a LoRA checkpoint's: its base model's), from a directory or the hub."""
     from transformers import AutoConfig
 
-    adapter = Path(str(name_or_path)) / "adapter_config.json"
-    base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.exists() else str(name_or_path)
-    return AutoConfig.from_pretrained(base, trust_remote_code=False)
+    return AutoConfig.from_pretrained(base_model_of(name_or_path), trust_remote_code=False)
 
 
 def family_of_checkpoint(name_or_path: str | Path) -> ModelFamily:
@@ -55,19 +59,19 @@ def family_of_checkpoint(name_or_path: str | Path) -> ModelFamily:
 def family_of(obj: Any) -> ModelFamily:
     """The family of a loaded model (plain, PEFT- or accelerate-wrapped) or of a processor."""
     if hasattr(obj, "tokenizer") and hasattr(obj, "feature_extractor"):  # a processor
-        name = type(obj).__name__.removeprefix("AudioOnly")
+        name = type(obj).__name__.removeprefix("AudioOnly")  # models/omni.py's audio-only processors
         for family in FAMILIES.values():
-            if family is QWEN2_AUDIO and name == "Qwen2AudioProcessor":
-                return family
-            if family is not QWEN2_AUDIO and name == family.processor_class().__name__:  # type: ignore[attr-defined]
+            if name == family.processor_class_name:
                 return family
         raise DataError(f"processor {type(obj).__name__} belongs to no supported model family. Supported:\n"
                         f"{supported()}")  # fmt: skip
     model = obj
-    for _ in range(4):  # PEFT, DDP or FSDP wrappers
+    for _ in range(4):  # PEFT, DDP, FSDP or DeepSpeed wrappers (a DeepSpeedEngine's own ``config`` is its ds config)
+        if getattr(getattr(model, "config", None), "model_type", None) is not None:
+            break
         if hasattr(model, "get_base_model"):
             model = model.get_base_model()
-        elif hasattr(model, "module") and not hasattr(model, "config"):
+        elif hasattr(model, "module"):
             model = model.module
     config = getattr(model, "config", None)
     return family_for_model_type(getattr(config, "model_type", None), type(obj).__name__)

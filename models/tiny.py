@@ -31,9 +31,8 @@ def tiny_model_fingerprint(seed: int = 0, family: ModelFamily | None = None, **k
         "words": tiny_tokenizer_words(),
         "kwargs": sorted(kwargs.items()),
         "source": sources_digest(family.tiny_sources()),  # a change there rebuilds the model
+        "family": family.name,
     }
-    if family.name != "qwen2-audio":
-        spec["family"] = family.name
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -49,6 +49,13 @@ def test_family_is_detected_from_model_type_and_an_unknown_one_is_refused(twin):
     family, path, model, processor = twin
     assert family_of_checkpoint(path) is family
     assert family_of(model) is family and family_of(processor) is family
+
+    class EngineLike(torch.nn.Module):  # a DeepSpeedEngine: wraps ``module`` and has its own non-HF ``config``
+        def __init__(self, module: torch.nn.Module) -> None:
+            super().__init__()
+            self.module, self.config = module, {"zero_optimization": {"stage": 3}}
+
+    assert family_of(EngineLike(model)) is family
     with pytest.raises(DataError) as err:
         family_for_model_type("llama", "some/checkpoint")
     for name in FAMILIES:

@@ -31,6 +31,7 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from models.family import say  # the one console printer (the model families print through it too)
 from trainers.log_recorder import RUN_TOTALS
 
 # (log key, label, format): the numbers one watches during training, in this order; a row shows the ones it has.
@@ -77,12 +78,6 @@ def compact_line(logs: Mapping[str, Any], step: int, max_steps: int) -> str | No
     if not parts:
         return None
     return f"step {step:>{len(str(max_steps))}}/{max_steps}  " + "  ".join(parts)
-
-
-def say(line: str) -> None:
-    """Print ``line`` on its own line above any live progress bar (which is redrawn below it), flushed at once."""
-    with tqdm.external_write_mode():
-        print(line, flush=True)
 
 
 class CompactProgressCallback(ProgressCallback):
