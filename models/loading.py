@@ -81,6 +81,25 @@ def prepare_processor(processor: Any) -> Any:
     return processor
 
 
+def load_model(base: str | Path, *, dtype: Any, **from_pretrained: Any) -> Any:
+    """A full checkpoint's model of its family's class (an Omni checkpoint's thinker), every weight loaded: a missing,
+    stray or mis-shaped weight is refused (transformers only warns and initialises it at random). ``from_pretrained``
+    passes on, e.g. ``device_map`` or ``attn_implementation`` (how TRL builds GRPO's reference model)."""
+    from models.registry import family_for_model_type, read_config
+
+    config = read_config(base)
+    family = family_for_model_type(getattr(config, "model_type", None), base)
+    model, info = family.model_class().from_pretrained(
+        str(base), config=family.model_config(config), dtype=dtype, use_safetensors=True, trust_remote_code=False,
+        output_loading_info=True, **from_pretrained,
+    )  # fmt: skip
+    mismatched = [str(m[0]) if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", [])]
+    if info.get("missing_keys") or info.get("unexpected_keys") or mismatched:
+        raise key_mismatch(base, sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", [])),
+                           mismatched)  # fmt: skip
+    return model
+
+
 def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, device: Any = None):
     """Load a model + processor of any supported family from a hub id or local directory (see module docstring).
 
@@ -88,26 +107,15 @@ def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, dev
     """
     import torch
 
-    from models.registry import base_model_of, family_for_model_type, read_config
+    from models.registry import base_model_of, family_of_checkpoint
 
     name = str(name_or_path)
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     adapter = Path(name) / "adapter_config.json"
-    base = base_model_of(name)
-    config = read_config(name)
-    family = family_for_model_type(getattr(config, "model_type", None), base)
     # A LoRA checkpoint holds adapters (and the processor): load its base model, then the adapters on top.
-    processor = prepare_processor(family.load_processor(name))
-    model, info = family.model_class().from_pretrained(
-        base, config=family.model_config(config), dtype=dtype, use_safetensors=True, trust_remote_code=False,
-        output_loading_info=True,
-    )  # fmt: skip
-    # transformers only warns about these, and initialises the missing weights at random: refuse instead.
-    mismatched = [str(m[0]) if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", [])]
-    if info.get("missing_keys") or info.get("unexpected_keys") or mismatched:
-        raise key_mismatch(base, sorted(info.get("missing_keys", [])), sorted(info.get("unexpected_keys", [])),
-                           mismatched)  # fmt: skip
+    processor = prepare_processor(family_of_checkpoint(name).load_processor(name))
+    model = load_model(base_model_of(name), dtype=dtype)
     if adapter.exists():
         from peft import PeftModel
 

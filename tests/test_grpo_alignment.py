@@ -32,6 +32,7 @@ from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, TrainSpec
 from models.features import featurize
 from models.loading import audio_window_seconds, load_model_and_processor
+from models.tiny import TINY_MODELS
 from tests.helpers import tone
 from trainers.grpo import AudioGRPOTrainer, build_grpo_trainer
 
@@ -160,13 +161,20 @@ def _run(trainer_cls: type[RecordingTrainer], tiny_dir: Path, root: Path, monkey
     trainer = build_grpo_trainer(model, processor, items, exp=exp, output_dir=str(root / "run"), seed=0,
                                  report_to=[], bf16=False)  # fmt: skip
     assert isinstance(trainer, trainer_cls) and trainer.ref_model is not None  # full GRPO, beta > 0: a reference
+    # ... of the policy's class (an Omni thinker, not the whole Omni model) holding the policy's weights.
+    assert type(trainer.ref_model) is type(trainer.model)
+    ref, policy = trainer.ref_model.state_dict(), trainer.model.state_dict()
+    assert ref.keys() == policy.keys() and all(torch.equal(ref[k], policy[k]) for k in policy)
     trainer.records = []
     trainer.train()
+    # A mixture of experts (Qwen3-Omni) trains with its load-balancing loss, as TRL gives a text MoE.
+    moe = hasattr(model.config.get_text_config(), "output_router_logits")
+    logged = [h["aux_loss"] for h in trainer.state.log_history if "aux_loss" in h]
+    assert trainer.aux_loss_enabled == moe and bool(logged) == moe and all(v > 0 for v in logged)
     return trainer.records, _expected_clips(items, processor, exp.prompt)
 
 
-# Omni families: GRPO with beta > 0 fails in TRL's reference-model load from the full Omni config (issue 21, open).
-@pytest.fixture(scope="module", params=["tiny"])
+@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
 def family_dir(request: pytest.FixtureRequest) -> Path:
     """Each model family's tiny twin (the guarantee holds per family)."""
     from experiments.profiles import resolve_model_name

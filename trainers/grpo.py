@@ -24,17 +24,42 @@ The dataset rows carry ``prompt`` (the chat-rendered prompt text with one ``<|AU
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from trl import GRPOConfig, GRPOTrainer
 
 from data.audio import load_audio
 from models.features import featurize, placeholder_ids
-from models.loading import audio_window_seconds
+from models.loading import audio_window_seconds, load_model
 from models.registry import family_of
 from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
 from trainers.group_prefill import shared_prefix_logps
+
+
+@contextlib.contextmanager
+def reference_loaded_by_the_family() -> Iterator[None]:
+    """TRL builds GRPO's reference model (beta > 0, no PEFT) from the policy's checkpoint path, with the class named
+    in ``config.architectures``: for an Omni checkpoint that is the whole model (thinker, talker, vocoder), or
+    nothing when the config names none. Within this block it is built as the policy was: the family's class,
+    strictly loaded (``models.loading.load_model``), with TRL's dtype, device map and attention kwargs."""
+    import trl.trainer.grpo_trainer as grpo_module
+
+    def build(model_id: str, architecture: Any = None, **kwargs: Any) -> Any:
+        kwargs.pop("trust_remote_code", None)  # never: the suite loads transformers' own classes only
+        kwargs.setdefault("device_map", None if PartialState().device.type in ("cpu", "mps") else "auto")
+        dtype = kwargs.pop("dtype", torch.float32)
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
+        return load_model(model_id, dtype=dtype, **kwargs)
+
+    original = grpo_module.create_model_from_path
+    grpo_module.create_model_from_path = build
+    try:
+        yield
+    finally:
+        grpo_module.create_model_from_path = original
 
 
 class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
@@ -48,7 +73,8 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
         if added:
             config.image_token_id = processing_class.audio_token_id
         try:
-            super().__init__(*args, processing_class=processing_class, **kwargs)
+            with reference_loaded_by_the_family():
+                super().__init__(*args, processing_class=processing_class, **kwargs)
         finally:
             if added and "image_token_id" in config.__dict__:
                 del config.image_token_id  # keep saved checkpoints' config.json clean
@@ -141,11 +167,14 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
         if features.shape[0] != input_ids.shape[0]:
             raise RuntimeError(f"audio rows ({features.shape[0]}) and token rows ({input_ids.shape[0]}) differ")
         batch_size = batch_size or input_ids.size(0)
-        logps, entropies = [], []
+        logps, entropies, aux_losses = [], [], []
+        # A mixture of experts (Qwen3-Omni) adds its own load-balancing loss when TRL asks (its config's
+        # router_aux_loss_coef), as TRL does for a text model; the shared pass returns no router logits.
+        router = {"output_router_logits": True} if compute_aux_loss else {}
         for start in range(0, input_ids.size(0), batch_size):
             end = min(start + batch_size, input_ids.size(0))
             ids, mask = input_ids[start:end], attention_mask[start:end]
-            if self.shared_prompt_scoring:
+            if self.shared_prompt_scoring and not compute_aux_loss:
                 with self.accelerator.autocast():
                     shared = shared_prefix_logps(
                         model, ids, mask, logits_to_keep, features[start:end], feature_mask[start:end],
@@ -166,11 +195,15 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
                     feature_attention_mask=feature_mask[start:end],
                     labels=labels,
                     fused_lm_head=True,
+                    **router,
                 )
             logps.append(out.log_probs[:, -logits_to_keep:])
             if compute_entropy:
                 entropies.append(out.entropy[:, -logits_to_keep:])
-        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
+            if compute_aux_loss:
+                aux_losses.append(out.aux_loss)
+        entropy = torch.cat(entropies) if compute_entropy else None
+        return torch.cat(logps), entropy, (torch.stack(aux_losses).mean() if compute_aux_loss else None)
 
 
 def grpo_config(*, output_dir: str, train: Any, grpo: Any, seed: int, report_to: list[str], bf16: bool) -> GRPOConfig:
