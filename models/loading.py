@@ -107,15 +107,15 @@ def load_model_and_processor(name_or_path: str | Path, *, dtype: Any = None, dev
     """
     import torch
 
-    from models.registry import base_model_of, family_of_checkpoint
+    from models.registry import base_model_of, family_of
 
     name = str(name_or_path)
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     adapter = Path(name) / "adapter_config.json"
     # A LoRA checkpoint holds adapters (and the processor): load its base model, then the adapters on top.
-    processor = prepare_processor(family_of_checkpoint(name).load_processor(name))
     model = load_model(base_model_of(name), dtype=dtype)
+    processor = prepare_processor(family_of(model).load_processor(name))  # the family from the loaded config
     if adapter.exists():
         from peft import PeftModel
 
