@@ -32,37 +32,42 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create or refresh .venv
 
 SELECT ?= best-val
+# Another model than the profile's own (hub id, checkpoint directory, or toy-qwen2.5-omni, tiny-qwen3-omni, ...):
+# its runs go to outputs/<PROFILE>/<MODEL>/ and its reports to reports/<PROFILE>/<MODEL>/ ('/' in MODEL as '--').
+MODEL ?=
+MODEL_ARG := $(if $(MODEL),--model $(MODEL))
+STUDY := $(PROFILE)$(if $(MODEL),/$(subst /,--,$(MODEL)))
 # Extra flags for analysis.table2, e.g. TABLE2_ARGS=--allow-mixed-decoding (see README, Outputs).
 TABLE2_ARGS ?=
 
-paper: $(STAMP)  ## the main job: every Table 2 run of the profile, their silent-audio controls, the table and figures (PROFILE, SEEDS)
-	$(PY) -m experiments paper --profile $(PROFILE) --seeds $(SEEDS)
-	$(PY) -m analysis.silent --profile $(PROFILE) --select $(SELECT)
-	$(PY) -m analysis.figures fig3 --profile $(PROFILE) --select $(SELECT)
-	$(PY) -m analysis.figures fig4 --profile $(PROFILE) --select $(SELECT)
-	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
-	@echo "runs: outputs/$(PROFILE)/; W&B runs: outputs/wandb; reports: reports/$(PROFILE)/table2/table2.{md,tex,csv}, reports/$(PROFILE)/fig3.{png,pdf}, reports/$(PROFILE)/fig4.{png,pdf}"
+paper: $(STAMP)  ## the main job: every Table 2 run of the profile, their silent-audio controls, the table and figures (PROFILE, MODEL, SEEDS)
+	$(PY) -m experiments paper --profile $(PROFILE) $(MODEL_ARG) --seeds $(SEEDS)
+	$(PY) -m analysis.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
+	$(PY) -m analysis.table2 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT) $(TABLE2_ARGS)
+	@echo "runs: outputs/$(STUDY)/; W&B runs: outputs/wandb; reports: reports/$(STUDY)/table2/table2.{md,tex,csv}, reports/$(STUDY)/fig3.{png,pdf}, reports/$(STUDY)/fig4.{png,pdf}"
 
-table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>/table2/table2.{md,tex,csv} (PROFILE, SELECT=best-val|final|best-test, TABLE2_ARGS)
-	$(PY) -m analysis.table2 --profile $(PROFILE) --select $(SELECT) $(TABLE2_ARGS)
+table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>[/<MODEL>]/table2/table2.{md,tex,csv} (PROFILE, MODEL, SELECT=best-val|final|best-test, TABLE2_ARGS)
+	$(PY) -m analysis.table2 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT) $(TABLE2_ARGS)
 
-silent: $(STAMP)  ## silent-audio control of each Table 2 row's selected checkpoint, in its run dir (PROFILE, SELECT)
-	$(PY) -m analysis.silent --profile $(PROFILE) --select $(SELECT)
+silent: $(STAMP)  ## silent-audio control of each Table 2 row's selected checkpoint, in its run dir (PROFILE, MODEL, SELECT)
+	$(PY) -m analysis.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 
-fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>/fig3.{png,pdf}
-	$(PY) -m analysis.figures fig3 --profile $(PROFILE) --select $(SELECT)
+fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>[/<MODEL>]/fig3.{png,pdf}
+	$(PY) -m analysis.figures fig3 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 
-fig4: $(STAMP)  ## SFT convergence figure -> reports/<PROFILE>/fig4.{png,pdf}
-	$(PY) -m analysis.figures fig4 --profile $(PROFILE) --select $(SELECT)
+fig4: $(STAMP)  ## SFT convergence figure -> reports/<PROFILE>[/<MODEL>]/fig4.{png,pdf}
+	$(PY) -m analysis.figures fig4 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 
-run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [SEEDS=0]
-	@for s in $(SEEDS); do $(PY) -m experiments run $(EXP) --profile $(PROFILE) --seed $$s || exit 1; done
+run: $(STAMP)  ## run one experiment: make run EXP=grpo-p2 [PROFILE=toy] [MODEL=...] [SEEDS=0]
+	@for s in $(SEEDS); do $(PY) -m experiments run $(EXP) --profile $(PROFILE) $(MODEL_ARG) --seed $$s || exit 1; done
 
 NPROC ?= 8
 ACCEL ?= zero3
 launch: $(STAMP)  ## multi-process run: make launch EXP=grpo-p2 NPROC=8 ACCEL=ddp|zero2|zero3|zero3_offload|fsdp|cpu
 	$(VENV)/bin/accelerate launch --config_file launch/$(ACCEL).yaml --num_processes $(NPROC) \
-	  -m experiments run $(EXP) --profile $(PROFILE) --seed $(firstword $(SEEDS))
+	  -m experiments run $(EXP) --profile $(PROFILE) $(MODEL_ARG) --seed $(firstword $(SEEDS))
 
 test: $(STAMP)  ## the default test suite (offline, CPU, under 15 minutes)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(PY) -m pytest -q

@@ -267,7 +267,7 @@ class FigureRuns:
 
 def figure_runs(
     tables: RunTables, spec: FigureSpec, profile: str, *, rule: str = DEFAULT_RULE, include_adhoc: bool = False,
-    allow_gaps: bool = False,
+    allow_gaps: bool = False, model: str | None = None,
 ) -> FigureRuns:  # fmt: skip
     """Pick the runs of ``spec``'s experiments and their checkpoints by ``rule`` (as Table 2 does:
     :func:`analysis.select.select_checkpoints`) and check the runs against their run directories.
@@ -277,7 +277,7 @@ def figure_runs(
         MissingRunsError: an experiment of the figure has no finished, non-ad-hoc run of ``profile`` (with
             ``include_adhoc``: no finished run).
     """
-    selection = select_checkpoints(tables, profile, rule, spec.experiments, include_adhoc=include_adhoc)
+    selection = select_checkpoints(tables, profile, rule, spec.experiments, include_adhoc=include_adhoc, model=model)
     picked = selection.runs
     check = check_runs(tables, picked)
     what = spec.title.split(":")[0]
@@ -285,7 +285,8 @@ def figure_runs(
         raise GapsError(check, what)
     missing = [e for e in spec.experiments if e not in picked]
     if missing:
-        raise MissingRunsError(missing, missing_message(missing, profile, what=what, include_adhoc=include_adhoc))
+        raise MissingRunsError(missing, missing_message(missing, profile, what=what, include_adhoc=include_adhoc,
+                                                        model=model))  # fmt: skip
     return FigureRuns(picked, selection.notes, check, selection)
 
 
@@ -451,7 +452,7 @@ def write_figure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.table2 import add_source_arguments, out_dir, read_runs_or_say_why
+    from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
 
     parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -468,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     tables, _source = read
     try:
         runs = figure_runs(tables, spec, args.profile, rule=args.select, include_adhoc=args.include_adhoc,
-                           allow_gaps=args.allow_gaps)  # fmt: skip
+                           allow_gaps=args.allow_gaps, model=args.model)  # fmt: skip
         paths = write_figure(tables, args.figure, args.profile, out_dir(args), runs=runs)
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -124,6 +124,7 @@ class Selection:
     notes: list[str] = field(default_factory=list)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the runs picked (rows of the runs table)
     include_adhoc: bool = False
+    model: str | None = None  # the model of every run selected (the profile's own unless --model said another)
 
     @property
     def seeds(self) -> list[int]:
@@ -154,6 +155,31 @@ def run_profile(run: Mapping[str, Any]) -> str | None:
         return profile
     tags = tuple(run.get("tags") or ())
     return tags[1] if len(tags) > 1 else None
+
+
+def run_model(run: Mapping[str, Any], profile: str) -> str | None:
+    """The model a run used (``config.profile_model``); a run whose config does not say: ``profile``'s own."""
+    model = _config(run).get("profile_model")
+    if isinstance(model, str):
+        return model
+    from experiments.profiles import PROFILES
+
+    return PROFILES[profile].model if profile in PROFILES else None
+
+
+def wanted_model(profile: str, model: str | None) -> str | None:
+    """The model whose runs a report uses: ``model`` (``--model``), else the profile's own."""
+    from experiments.profiles import PROFILES
+
+    return model if model is not None else (PROFILES[profile].model if profile in PROFILES else None)
+
+
+def model_flag(profile: str, model: str | None) -> str:
+    """`` --model M`` for commands that name another model than the profile's own, else empty."""
+    wanted = wanted_model(profile, model)
+    from experiments.profiles import PROFILES
+
+    return "" if profile in PROFILES and wanted == PROFILES[profile].model else f" --model {wanted}"
 
 
 def run_experiment(run: Mapping[str, Any]) -> str | None:
@@ -214,9 +240,11 @@ def _describe(run: Mapping[str, Any]) -> str:
 
 
 def pick_runs(
-    tables: RunTables, profile: str, experiments: Sequence[str] = TABLE2_EXPERIMENTS, *, include_adhoc: bool = False
-) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
-    """The latest finished, non-ad-hoc run per (experiment, seed) of ``profile``, and notes on the runs left out.
+    tables: RunTables, profile: str, experiments: Sequence[str] = TABLE2_EXPERIMENTS, *, include_adhoc: bool = False,
+    model: str | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:  # fmt: skip
+    """The latest finished, non-ad-hoc run per (experiment, seed) of ``profile`` on ``model`` (None: the profile's
+    own), and notes on the runs left out. Runs of another model are never candidates: one row, one model.
 
     "Latest" is by the summary's ``_timestamp`` (the time of the run's last logged row), which both the offline
     reader and the W&B service provide; runs without one count as oldest, then the table order decides. With
@@ -224,13 +252,14 @@ def pick_runs(
     Returns experiment -> run rows (dicts of the runs table) sorted by seed, for the experiments that have any.
     """
     runs = tables.runs
+    wanted = wanted_model(profile, model)
     picked: dict[str, list[dict[str, Any]]] = {}
     notes: list[str] = []
     for experiment in experiments:
         candidates = [
             (position, row)
             for position, row in enumerate(runs.to_dict("records"))
-            if run_experiment(row) == experiment and run_profile(row) == profile
+            if run_experiment(row) == experiment and run_profile(row) == profile and run_model(row, profile) == wanted
         ]
         by_seed: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for position, row in candidates:
@@ -364,17 +393,21 @@ def read_metrics(path: Path) -> dict[str, Any] | str:
 
 
 def left_out_run_dirs(
-    tables: RunTables, profile: str, experiments: Sequence[str], chosen: Mapping[str, Sequence[Any]], root: Path
-) -> list[str]:
+    tables: RunTables, profile: str, experiments: Sequence[str], chosen: Mapping[str, Sequence[Any]], root: Path,
+    model: str | None = None,
+) -> list[str]:  # fmt: skip
     """Notes on this machine's canonical run directories (``<root>/<profile>/<experiment>/seed<N>/``) that the
     report leaves out although no W&B run explains why: a run killed before W&B flushed anything, or never synced.
 
     (A run that W&B holds but the selection passed over is named by :func:`pick_runs` already.)"""
+    from experiments.profiles import model_slug
+
     known = set(tables.runs["run_id"].astype(str)) if "run_id" in tables.runs else set()
+    study = root / profile if not model_flag(profile, model) else root / profile / model_slug(str(model))
     notes = []
     for experiment in experiments:
         seeds = {int(c.seed) for c in chosen.get(experiment, [])}
-        for run_dir in sorted((root / profile / experiment).glob("seed*")):
+        for run_dir in sorted((study / experiment).glob("seed*")):
             seed = run_dir.name.removeprefix("seed")
             if not seed.isdigit() or int(seed) in seeds or not (run_dir / "experiment.json").exists():
                 continue
@@ -386,7 +419,8 @@ def left_out_run_dirs(
             why = (f"its W&B run {run_id} is not among the runs read (killed before W&B flushed anything, or not "
                    "synced)" if run_id else "it has no W&B run (stopped before W&B started)")  # fmt: skip
             notes.append(f"{experiment} seed {seed}: left out: the run directory {run_dir} is {state}, and {why}; "
-                         f"`python -m experiments run {experiment} --profile {profile} --seed {seed} --resume` "
+                         f"`python -m experiments run {experiment} --profile {profile}{model_flag(profile, model)} "
+                         f"--seed {seed} --resume` "
                          "finishes it and logs its whole record to W&B")  # fmt: skip
     return notes
 
@@ -403,12 +437,13 @@ def select_checkpoints(
     *,
     include_adhoc: bool = False,
     run_dirs: Path | None = None,
+    model: str | None = None,
 ) -> Selection:
     """Pick the runs of ``profile`` (see :func:`pick_runs`) and one checkpoint of each by ``rule``. With ``run_dirs``
     (the outputs root on this machine), the notes also name each run directory left out (:func:`left_out_run_dirs`)."""
     if rule not in SELECTION_RULES:
         raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTION_RULES)}")
-    picked, notes = pick_runs(tables, profile, experiments, include_adhoc=include_adhoc)
+    picked, notes = pick_runs(tables, profile, experiments, include_adhoc=include_adhoc, model=model)
     chosen: dict[str, list[SelectedCheckpoint]] = {}
     for experiment, runs in picked.items():
         for run in runs:
@@ -434,25 +469,30 @@ def select_checkpoints(
                 )
             )  # fmt: skip
     if run_dirs is not None:
-        notes += left_out_run_dirs(tables, profile, experiments, chosen, Path(run_dirs))
+        notes += left_out_run_dirs(tables, profile, experiments, chosen, Path(run_dirs), model=model)
     missing = [e for e in experiments if e not in chosen]
     return Selection(profile=profile, rule=rule, chosen=chosen, missing=missing, notes=notes, runs=picked,
-                     include_adhoc=include_adhoc)  # fmt: skip
+                     include_adhoc=include_adhoc, model=wanted_model(profile, model))  # fmt: skip
 
 
 def missing_message(
     missing: Sequence[str], profile: str, seeds: Sequence[int] = (0,), what: str = "Table 2", *,
-    include_adhoc: bool = False,
+    include_adhoc: bool = False, model: str | None = None,
 ) -> str:  # fmt: skip
     """What is missing and the commands that produce it (the message of the exit-2 failures)."""
+    flag = model_flag(profile, model)
     seeds = list(seeds) or [0]
     seed_list = " ".join(str(s) for s in seeds)
     kind = "finished" if include_adhoc else "finished, non-ad-hoc"
     lines = [
-        f"no {kind} runs of profile {profile!r} for the {what} experiment(s): {', '.join(missing)}.",
+        f"no {kind} runs of profile {profile!r}{f' on model {model!r}' if flag else ''} for the {what} "
+        f"experiment(s): {', '.join(missing)}.",
         "Produce them with:",
-        f"  make paper PROFILE={profile}" + (f' SEEDS="{seed_list}"' if seeds != [0] else ""),
+        f"  make paper PROFILE={profile}"
+        + (f" MODEL={model}" if flag else "")
+        + (f' SEEDS="{seed_list}"' if seeds != [0] else ""),
         "or one at a time:",
     ]
-    lines += [f"  python -m experiments run {name} --profile {profile} --seed {s}" for name in missing for s in seeds]
+    lines += [f"  python -m experiments run {name} --profile {profile}{flag} --seed {s}" for name in missing
+              for s in seeds]  # fmt: skip
     return "\n".join(lines)

@@ -56,6 +56,7 @@ from analysis.select import (
     read_metrics,
     select_checkpoints,
 )
+from analysis.sources import add_source_arguments, read_runs_or_say_why
 from data.io import read_json
 from data.schema import DataError
 
@@ -254,6 +255,11 @@ def plan_silent(selection: Selection, check: CrossCheck, runs_by_id: Mapping[str
                                      f"{stored[1]!r}, seed {stored[2]}, not the run's {experiment!r}, {c.profile!r}, "
                                      f"{c.seed}: another run wrote the directory; rerun this one")  # fmt: skip
                 continue
+            if selection.model is not None and resolved.profile.model != selection.model:
+                plan.problems.append(f"{head}: {run_dir}/experiment.json holds model {resolved.profile.model!r}, not "
+                                     f"the run's {selection.model!r}: another run wrote the directory; rerun this "
+                                     "one")  # fmt: skip
+                continue
             config = runs_by_id.get(c.run_id, {}).get("config") or {}
             base = config.get("base_model") if isinstance(config, dict) else None
             if not isinstance(base, str) or not base:
@@ -341,7 +347,7 @@ def load_benchmarks(plan: Plan) -> None:
 def run_jobs(plan: Plan) -> list[dict[str, Any]]:
     """Evaluate each pending job of ``plan`` (one model in memory at a time), one summary line each; returns their
     metrics."""
-    from experiments.runner import decoding_config, load_dtype, run_dtype
+    from experiments.compute import decoding_config, load_dtype, run_dtype
     from models.evaluate import FeatureCache, evaluate
 
     caches: dict[str, FeatureCache] = {}  # per profile: each test item featurised once (silence included)
@@ -378,10 +384,10 @@ def _summary(job: SilentJob, silent: float | None) -> str:
 
 
 def silent_controls(
-    tables: RunTables, profile: str, rule: str = DEFAULT_RULE, *, include_adhoc: bool = False
+    tables: RunTables, profile: str, rule: str = DEFAULT_RULE, *, include_adhoc: bool = False, model: str | None = None
 ) -> tuple[Selection, Plan]:
     """Select Table 2's checkpoints of ``profile`` by ``rule`` and plan their silent evaluations (no model loaded)."""
-    selection = select_checkpoints(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc)
+    selection = select_checkpoints(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc, model=model)
     check = check_runs(tables, selection.runs)
     runs_by_id = {str(r["run_id"]): r for rows in selection.runs.values() for r in rows}
     plan = plan_silent(selection, check, runs_by_id)
@@ -391,8 +397,6 @@ def silent_controls(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.table2 import add_source_arguments, read_runs_or_say_why
-
     parser = argparse.ArgumentParser(prog="python -m analysis.silent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_source_arguments(parser, report=False)
@@ -404,12 +408,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tables, _source = read
     try:
-        selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc)
+        selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc,
+                                          model=args.model)  # fmt: skip
     except DataError as exc:  # a run directory's file that cannot be read (its name is in the message)
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not selection.chosen:
-        print(f"error: {missing_message(selection.missing, args.profile, include_adhoc=args.include_adhoc)}",
+        print(f"error: {missing_message(selection.missing, args.profile, include_adhoc=args.include_adhoc, model=args.model)}",
               file=sys.stderr)  # fmt: skip
         return 2
     for note in selection.notes:

@@ -53,7 +53,6 @@ import csv
 import io
 import sys
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -84,13 +83,16 @@ from analysis.select import (
     SelectedCheckpoint,
     Selection,
     missing_message,
+    model_flag,
 )
 from analysis.select import select_checkpoints as _select
 from analysis.silent import DIFFERS, MISSING, NOT_HERE, SilentEval, chance_level, read_silent, silent_command
+from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
 from data.io import replace_file_set
 from data.schema import DataError
 from experiments.paths import output_root
+from experiments.profiles import model_slug
 
 # Known MMAU versions, to say in words what a label means.
 VERSION_NAMES = {
@@ -123,10 +125,11 @@ class MeasuredRow:
     decodings: list[Decoding] = field(default_factory=list)  # per seed, from the selected evaluations' metrics.json
     silent: list[SilentEval] = field(default_factory=list)  # per seed: the selected checkpoint with silent audio
     chance: float | None = None  # the test set's chance accuracy (%), from the selected predictions
+    model_label: str | None = None  # another model than the profile's own (--model): part of the row's label
 
     @property
     def label(self) -> str:
-        return self.paper.label
+        return self.paper.label if self.model_label is None else f"{self.paper.label} [{self.model_label}]"
 
     @property
     def silent_values(self) -> list[float] | None:
@@ -178,6 +181,7 @@ class Table2:
     check: CrossCheck = field(default_factory=CrossCheck)  # the runs checked against their run directories
     include_adhoc: bool = False
     silent_differs: bool = False  # a silent control decoded unlike its real evaluation (--allow-mixed-decoding)
+    model: str | None = None  # the model of every measured row
 
     @property
     def chance(self) -> dict[str, float | None]:
@@ -301,6 +305,7 @@ def build_table2(
     include_adhoc: bool = False,
     source: str = "offline W&B runs",
     run_dirs: Path | None = None,
+    model: str | None = None,
 ) -> Table2:
     """Select the runs and checkpoints, check the runs against their run directories, compute every number.
 
@@ -312,13 +317,14 @@ def build_table2(
         MixedDecodingError: the selected evaluations were decoded in different compute dtypes or with different
             decoding sources, unknown counting as one more value (unless ``allow_mixed_decoding``).
     """
-    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc, run_dirs=run_dirs)
+    selection = _select(tables, profile, rule, TABLE2_EXPERIMENTS, include_adhoc=include_adhoc, run_dirs=run_dirs,
+                        model=model)  # fmt: skip
     check = check_runs(tables, selection.runs)
     if check.problems and not allow_gaps:
         raise GapsError(check, "Table 2")
     if selection.missing:
         raise MissingRunsError(selection.missing, missing_message(selection.missing, profile, selection.seeds,
-                                                                  include_adhoc=include_adhoc))  # fmt: skip
+                                                                  include_adhoc=include_adhoc, model=model))  # fmt: skip
     notes = [f"W&B reader: {p}" for p in tables.problems] + list(selection.notes)
     by_version: dict[str, list[str]] = {}
     for experiment in TABLE2_EXPERIMENTS:
@@ -343,14 +349,16 @@ def build_table2(
         raise MixedDecodingError(silent_mismatch_message(differing, profile, rule))
     cache: dict[Path, dict[str, bool] | str] = {}
     rows = [_measured_row(e, selection.chosen[e], cache, notes, decodings[e]) for e in TABLE2_EXPERIMENTS]
+    label = model_slug(str(model)) if model_flag(profile, model) else None
     for row in rows:
+        row.model_label = label
         row.silent = silent[row.experiment]
         row.chance = next((v for v in (chance_level(c.predictions) for c in row.checkpoints) if v is not None), None)
     notes += _silent_notes(rows, profile, rule)
     mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
     notes += check.notes()
     return Table2(profile, rule, source, rows, mcnemar, notes, mixed, mixed_decoding, check, include_adhoc,
-                  bool(differing))  # fmt: skip
+                  bool(differing), selection.model)  # fmt: skip
 
 
 def _silent_notes(rows: list[MeasuredRow], profile: str, rule: str) -> list[str]:
@@ -620,7 +628,8 @@ def render_markdown(table: Table2) -> str:
     out = [
         f"# Table 2: MMAU test-mini accuracy (%), profile `{table.profile}`",
         "",
-        f"- Measured rows: benchmark {versions}; profile `{table.profile}`; checkpoint selection `{table.rule}` "
+        f"- Measured rows: benchmark {versions}; profile `{table.profile}`; model `{table.model}`; checkpoint "
+        f"selection `{table.rule}` "
         f"({SELECTION_RULES[table.rule]}); source: {table.source}.",
         "- Each measured cell: ours (the paper's value, ours - paper). With several seeds, ours is the mean ± the "
         "standard deviation over seeds.",
@@ -873,74 +882,6 @@ def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
 # Command line
 
 
-REPORTS_DIR = Path("reports")
-
-
-def default_out_dir(profile: str) -> Path:
-    """Where the reports of ``profile`` go without ``--out``: ``reports/<profile>/`` (relative to the working
-    directory), so that a smoke run never overwrites the toy reports."""
-    return REPORTS_DIR / profile
-
-
-def add_source_arguments(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
-    """The options shared with analysis.figures and analysis.silent: where the runs are (``--wandb-dir`` /
-    ``--wandb``), which (``--profile``, ``--include-adhoc``) and, for a report (``report``), the run directory check
-    (``--allow-gaps``) and ``--out``."""
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--wandb-dir", default=None,
-                        help="folder of offline W&B runs (default: $WANDB_DIR, else <outputs>/wandb)")  # fmt: skip
-    source.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT", help="read the runs from the W&B service")
-    from experiments.profiles import PROFILES
-
-    parser.add_argument("--profile", default="toy", choices=list(PROFILES),
-                        help="the profile whose runs to use (default toy)")  # fmt: skip
-    parser.add_argument("--include-adhoc", action="store_true",
-                        help="let ad hoc runs (--set overrides, non-canonical settings) be selected too; the report "
-                        "marks them")  # fmt: skip
-    if report:
-        parser.add_argument("--out", default=None, help="output folder (default reports/<profile>)")
-        parser.add_argument("--allow-gaps", action="store_true",
-                            help="write the report even when the W&B runs disagree with their run directories on "
-                            "this machine (the problems are listed)")  # fmt: skip
-
-
-def out_dir(args: argparse.Namespace) -> Path:
-    return Path(args.out) if args.out else default_out_dir(args.profile)
-
-
-def read_runs(args: argparse.Namespace, experiments: Sequence[str]) -> tuple[RunTables, str]:
-    """The runs named by the command line, and a description of where they came from.
-
-    Raises FileNotFoundError when the offline folder does not exist.
-    """
-    import warnings
-
-    from analysis.runs import RunReadWarning, read_api_runs, read_offline_runs
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RunReadWarning)  # the problems are reported in the notes instead
-        if args.wandb:
-            # "group" is a top-level run field, so this filter is reliable (nested config filters are not).
-            return read_api_runs(args.wandb, filters={"group": {"$in": list(experiments)}}), f"W&B {args.wandb}"
-        if args.wandb_dir is None:
-            from experiments.tracking import wandb_dir
-
-            args.wandb_dir = str(wandb_dir())
-        return read_offline_runs(args.wandb_dir), "offline W&B runs"
-
-
-def read_runs_or_say_why(
-    args: argparse.Namespace, experiments: Sequence[str], what: str = "Table 2"
-) -> tuple[RunTables, str] | None:
-    """:func:`read_runs` for the analysis CLIs: None after printing what is missing and the commands that make it
-    (their exit 2) when the offline folder does not exist."""
-    try:
-        return read_runs(args, experiments)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}\n{missing_message(list(experiments), args.profile, what=what)}", file=sys.stderr)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.table2", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -961,7 +902,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
                              allow_mixed_decoding=args.allow_mixed_decoding, allow_gaps=args.allow_gaps,
-                             include_adhoc=args.include_adhoc, source=source, run_dirs=output_root())  # fmt: skip
+                             include_adhoc=args.include_adhoc, source=source, run_dirs=output_root(),
+                             model=args.model)  # fmt: skip
     except MissingRunsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

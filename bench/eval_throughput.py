@@ -2,10 +2,12 @@
 
     python -m bench.eval_throughput                                   # tiny model, toy test set, CPU
     python -m bench.eval_throughput --shape 7b --n-items 256 --batch-size 64 --switches   # 7B-shaped, GPU
+    python -m bench.eval_throughput --shape qwen3-omni-30b-a3b --n-items 64 --batch-size 32      # any family's shape
     python -m bench.eval_throughput --model Qwen/Qwen2-Audio-7B-Instruct --benchmark mmau.json --audio-dir DIR
 
 For each configuration of the speed switches (``valid_frame_encoder``, ``static_cache``; only the default one
-unless ``--switches``) three timings over the same items and batches:
+unless ``--switches``; a switch that is not exact for the model's family stands aside, and the configuration then
+times the plain path, as ``standing_aside_for_family`` says) three timings over the same items and batches:
 
 - ``bare``: ``model.generate`` alone, batches prepared in advance (audio loaded, features computed, untimed);
 - ``evaluator_cold``: the evaluator end to end (batch planning, audio loading, featurisation, generation,
@@ -99,9 +101,12 @@ def measure(model: Any, processor: Any, items: list, *, batch_size: int, max_new
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from bench.shapes import shape_names
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny", help="hub id, local directory, 'tiny' or 'toy-instruct'")
-    parser.add_argument("--shape", choices=["tiny", "7b"], default=None, help="random weights of this shape instead")
+    parser.add_argument("--shape", choices=shape_names(), default=None,
+                        help="random weights of this shape instead (bench/shapes.py)")  # fmt: skip
     parser.add_argument("--benchmark", default=None, help="MMAU-format JSON (default: toy test set, or synthetic)")
     parser.add_argument("--audio-dir", default=None)
     parser.add_argument("--n-items", type=int, default=256, help="synthetic items (with --shape)")
@@ -116,6 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.machine import machine_info, write_result
     from data.mmau import load_mmau
+    from models.loading import audio_window_seconds
+    from models.registry import family_of
 
     tmp = tempfile.TemporaryDirectory()
     if args.shape:
@@ -123,8 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         model, processor = random_model(args.shape)
         label = f"random-{args.shape}"
-        window = 2.0 if args.shape == "tiny" else 30.0
-        seconds = min(args.clip_seconds, window)
+        seconds = min(args.clip_seconds, audio_window_seconds(processor))
         bench = load_mmau(args.benchmark or synthetic_benchmark(tmp.name, args.n_items, seconds), args.audio_dir,
                           version_label="synthetic")  # fmt: skip
     else:
@@ -139,11 +145,15 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             bench = load_mmau(args.benchmark, args.audio_dir)
     items = bench.items[: args.limit] if args.limit else bench.items
+    family = family_of(model)
     configs = list(SWITCHES) if args.switches else [DEFAULT]
     results = {}
     for name in configs:
         results[name] = measure(model, processor, items, batch_size=args.batch_size,
                                 max_new_tokens=args.max_new_tokens, repeats=args.repeats, **SWITCHES[name])  # fmt: skip
+        results[name]["standing_aside_for_family"] = [
+            s for s, on in SWITCHES[name].items() if on and not family.allows(s)
+        ]
         r = results[name]
         print(f"{name:>13}: bare generate {r['bare_items_per_second']} items/s; evaluator warm "
               f"{r['evaluator_warm_items_per_second']} (overhead {r['overhead_pct']}%), cold "
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "eval_throughput",
         "machine": machine,
         "model": label,
+        "family": family.name,
         "n_items": len(items),
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,

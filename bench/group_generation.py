@@ -20,8 +20,10 @@ from typing import Any
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from bench.shapes import shape_names
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--shape", choices=shape_names(), default="tiny", help="random weights (bench/shapes.py)")
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--clip-seconds", type=float, default=10.0)
@@ -37,12 +39,14 @@ def main(argv: list[str] | None = None) -> dict:
     from bench.shapes import random_model
     from data.prompts import build_conversation, render_prompt
     from models.audio_encoder import use_valid_frame_encoder
-    from models.features import featurize
+    from models.features import featurize, placeholder_ids
+    from models.loading import audio_window_seconds
+    from models.registry import family_of
 
     model, processor = random_model(args.shape)
+    family = family_of(model)
     use_valid_frame_encoder(model)
-    window = 2.0 if args.shape == "tiny" else 30.0
-    seconds = min(args.clip_seconds, window)
+    seconds = min(args.clip_seconds, audio_window_seconds(processor))
     wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * 16000)) / 16000)).astype(np.float32)
     text = render_prompt(processor, build_conversation("Is the note high or low?", ["high", "low"], "p2"))
     one = featurize(processor, [text], [wave])
@@ -79,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     with torch.inference_mode():
         record("plain", lambda: model.generate(**group, generation_config=GenerationConfig(**base)))
-        suppress = GenerationConfig(**base, suppress_tokens=[model.config.audio_token_index])
+        suppress = GenerationConfig(**base, suppress_tokens=placeholder_ids(processor))
         record("suppress", lambda: model.generate(**group, generation_config=suppress))
         record(
             "static",
@@ -104,13 +108,14 @@ def main(argv: list[str] | None = None) -> dict:
     from experiments.spec import LoraSpec
 
     spec = LoraSpec()
-    lora_model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules=spec.targets))
+    targets = family.lora_target_modules(model, spec.targets)
+    lora_model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules=targets))
     lora_model.eval()
     with torch.inference_mode():
         record("lora", lambda: lora_model.generate(**group, generation_config=GenerationConfig(**base)))
     machine = machine_info()
     result = {"benchmark": "group_generation", "machine": machine, "shape": args.shape,
-              "generations": args.generations, "tokens": args.tokens, "clip_seconds": seconds,
+              "family": family.name, "generations": args.generations, "tokens": args.tokens, "clip_seconds": seconds,
               "prompt_tokens": int(one["input_ids"].shape[1]), "variants": results}  # fmt: skip
     write_result(result, f"group_generation-{args.shape}", args.out)
     return result

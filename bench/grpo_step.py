@@ -2,6 +2,7 @@
 
     python -m bench.grpo_step                        # tiny model, CPU
     python -m bench.grpo_step --shape 7b --lora      # Qwen2-Audio-7B-shaped random weights, bf16, one GPU
+    python -m bench.grpo_step --shape qwen2.5-omni-7b --lora   # any family's shape (bench/shapes.py)
 
 One prompt per step, G completions of exactly ``--completion-tokens`` tokens (random weights rarely stop early),
 ``--clip-seconds`` of audio, beta 0.04 (so the reference pass runs), TRL's AudioGRPOTrainer as the experiments use
@@ -9,7 +10,8 @@ it. Phases (seconds per optimizer step, averaged over the steps after the first)
 ``rewards``, ``ref_and_old_logps`` (no-grad scoring passes), ``policy_forward`` (grad-enabled scoring),
 ``backward``, ``optimizer``, and ``other`` (the rest of the step: featurisation, advantages, bookkeeping).
 ``audio_encoder`` is reported apart (``audio_encoder_within_phases``): the encoder's forward time summed over all
-phases above (the backward through it is not included).
+phases above (the backward through it is not included). A speed switch that is not exact for the model's family
+stands aside (``standing_aside_for_family`` lists them): the plain path is timed.
 Writes ``bench/results/grpo_step-<shape>-<machine>.json``.
 """
 
@@ -61,14 +63,16 @@ class PhaseTimer:
 
 
 def _audio_tower(model: Any) -> Any:
-    from models.audio_encoder import backbone as _base
+    from models.registry import family_of
 
-    return _base(model).audio_tower
+    return family_of(model).audio_encoder(model)
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from bench.shapes import shape_names
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--shape", choices=shape_names(), default="tiny", help="random weights (bench/shapes.py)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--completion-tokens", type=int, default=16)
@@ -89,21 +93,29 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import TrainerCallback
 
     from bench.machine import machine_info, write_result
-    from bench.shapes import random_model, synthetic_benchmark
+    from bench.shapes import is_tiny, random_model, synthetic_benchmark
     from data.mmau import load_mmau
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
     from models.audio_encoder import use_encoder_switches
+    from models.loading import audio_window_seconds
+    from models.registry import family_of
     from trainers.grpo import build_grpo_trainer
 
     cuda = torch.cuda.is_available()
+    if not args.lora and not is_tiny(args.shape):
+        raise SystemExit(f"full fine-tuning of the {args.shape} shape does not fit one GPU: use --lora")
     model, processor = random_model(args.shape)
+    family = family_of(model)
     if not args.lora:
         model = model.float() if not cuda else model  # full fine-tuning keeps fp32 master weights on CPU
     valid_frames = not args.no_valid_frame_encoder
     distinct_clips = not args.no_distinct_clips
+    requested = {"valid_frame_encoder": valid_frames, "distinct_clip_encoder": distinct_clips,
+                 "shared_prompt_prefill": not args.no_shared_prefill, "shared_prompt_scoring": not args.no_shared_scoring,
+                 "merged_lora_generation": args.merged_lora}  # fmt: skip
     use_encoder_switches(model, valid_frames=valid_frames, distinct_clips=distinct_clips)
-    window = 2.0 if args.shape == "tiny" else 30.0
+    window = audio_window_seconds(processor)
     tmp = tempfile.TemporaryDirectory()
     bench = load_mmau(synthetic_benchmark(tmp.name, 8, min(args.clip_seconds, window)), version_label="synthetic")
     train = TrainSpec(learning_rate=1e-6, epochs=None, max_steps=args.steps, per_device_batch=1, grad_accum=1,
@@ -115,12 +127,10 @@ def main(argv: list[str] | None = None) -> dict:
                     shared_prompt_scoring=not args.no_shared_scoring)  # fmt: skip
     exp = dataclasses.replace(get_experiment("grpo-p2"), train=train, grpo=grpo,
                               lora=LoraSpec(dropout=args.lora_dropout) if args.lora else None)  # fmt: skip
-    if not args.lora and args.shape == "7b":
-        raise SystemExit("full fine-tuning of the 7B shape does not fit one GPU: use --lora (or --freeze-audio)")
     # The reference of a full fine-tune is reloaded from disk by TRL: save the random model first.
     model_dir = Path(tmp.name) / "model"
     if not args.lora:
-        from models.loading import save_model
+        from models.saving import save_model
 
         save_model(model, processor, model_dir)
         model.config._name_or_path = str(model_dir)
@@ -164,6 +174,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "grpo_step",
         "machine": machine,
         "shape": args.shape,
+        "family": family.name,
         "lora": args.lora,
         "freeze_audio_encoder": args.freeze_audio,
         "gradient_checkpointing": args.gradient_checkpointing,
@@ -172,6 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
         "distinct_clip_encoder": distinct_clips,
         "shared_prompt_prefill": not args.no_shared_prefill,
         "shared_prompt_scoring": not args.no_shared_scoring,
+        "standing_aside_for_family": [s for s, on in requested.items() if on and not family.allows(s)],
         "lora_dropout": args.lora_dropout if args.lora else None,
         "prompts_per_step": 1,
         "generations": args.generations,

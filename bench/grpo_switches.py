@@ -26,8 +26,10 @@ CONFIGURATIONS: dict[str, list[str]] = {
 
 
 def main(argv: list[str] | None = None) -> dict:
+    from bench.shapes import shape_names
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", choices=["tiny", "7b"], default="tiny")
+    parser.add_argument("--shape", choices=shape_names(), default="tiny", help="random weights (bench/shapes.py)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--lora", action="store_true")
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "grpo_switches",
         "machine": machine_info(),
         "shape": args.shape,
+        "family": first["family"],
         "lora": args.lora,
         "lora_dropout": args.lora_dropout if args.lora else None,
         "steps_per_run": args.steps,

@@ -1,59 +1,67 @@
-"""Random-weight models for benchmarks: the tiny toy model, or one shaped like Qwen2-Audio-7B (no download).
+"""Random-weight models for benchmarks, of any family behind the seam: its tiny twin or a released checkpoint's shape.
 
-The 7B shape: Whisper-large-style audio encoder (32 layers, d_model 1280, 20 heads, FFN 5120, 30 s window of
-3000 mel frames) and a Qwen-7B language model (32 layers, hidden 4096, 32 heads, FFN 11008, vocabulary 156,032):
-about 8.4B parameters. Weights are random and the tokenizer is the tiny one (its ids are a subset of the vocabulary),
-so the model's outputs mean nothing, but every matrix has the real size: timings and memory are the real model's.
+Shapes (``--shape``): each family's tiny twin by its name (``tiny``, ``tiny-qwen2.5-omni``, ``tiny-qwen3-omni``:
+2 s audio window, fp32) and each of its full-size shapes as ``<family>-<size>`` (``qwen2-audio-7b``,
+``qwen2.5-omni-7b``, ``qwen2.5-omni-3b``, ``qwen3-omni-30b-a3b``: 30 s window, bf16), built by the family
+(:meth:`models.family.ModelFamily.build_random`) with no download. ``7b`` is Qwen2-Audio-7B, the name the GPU check
+and its results have used from the start. A full-size shape has random weights and the tiny tokenizer (its ids are a
+subset of the vocabulary), so its outputs mean nothing, but every matrix has the real size: timings and memory are
+the real model's (the Omni thinkers' vision tower, never fed, is a one-block stand-in: ``models/omni.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+ALIASES = {"7b": "qwen2-audio-7b"}  # kept: bench/gpu_check.sh and the results in bench/results name it
 
-def qwen2_audio_7b_config(audio_token_index: int, pad_token_id: int, eos_token_id: int) -> Any:
-    from transformers import Qwen2AudioConfig, Qwen2AudioEncoderConfig, Qwen2Config
 
-    audio = Qwen2AudioEncoderConfig(num_mel_bins=128, encoder_layers=32, encoder_attention_heads=20,
-                                    encoder_ffn_dim=5120, d_model=1280, max_source_positions=1500)  # fmt: skip
-    text = Qwen2Config(vocab_size=156032, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                       num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192,
-                       rope_theta=10000.0, tie_word_embeddings=False, pad_token_id=pad_token_id,
-                       eos_token_id=eos_token_id)  # fmt: skip
-    config = Qwen2AudioConfig(audio_config=audio.to_dict(), text_config=text.to_dict(),
-                              audio_token_index=audio_token_index)  # fmt: skip
-    config.pad_token_id = pad_token_id
-    return config
+def shapes() -> dict[str, tuple[str, str | None]]:
+    """Shape name -> (family name, full-size shape, or None for the family's tiny twin)."""
+    from models.registry import FAMILIES
+
+    table: dict[str, tuple[str, str | None]] = {}
+    for family in FAMILIES.values():
+        table[family.tiny_name] = (family.name, None)
+        for size in family.full_shapes:
+            table[f"{family.name}-{size}"] = (family.name, size)
+    return {**table, **{alias: table[name] for alias, name in ALIASES.items()}}
+
+
+def shape_names() -> list[str]:
+    return list(shapes())
+
+
+def resolve_shape(shape: str) -> tuple[Any, str | None]:
+    """(family, full-size shape or None for its tiny twin) of a shape name; an unknown name lists the valid ones."""
+    from models.registry import FAMILIES
+
+    table = shapes()
+    if shape not in table:
+        raise ValueError(f"unknown shape {shape!r}; valid: {', '.join(table)}")
+    family, size = table[shape]
+    return FAMILIES[family], size
+
+
+def is_tiny(shape: str) -> bool:
+    return resolve_shape(shape)[1] is None
 
 
 def random_model(shape: str, *, device: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
-    """(model, processor) with random weights. ``shape``: "tiny" (2 s window) or "7b" (30 s window)."""
+    """(model, processor) with random weights, on ``device`` (default: the GPU if there is one). A tiny twin is
+    fp32 unless ``dtype`` says otherwise; a full-size shape is bf16 unless it says otherwise."""
     import torch
-    from transformers import GenerationConfig, Qwen2AudioForConditionalGeneration
 
-    from models.loading import prepare_processor
-    from models.qwen2_audio import build_tiny_model, build_tiny_processor
+    from models.saving import prepare_processor
 
+    family, size = resolve_shape(shape)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if shape == "tiny":
-        model, processor = build_tiny_model(seed=0)
-        return model.to(device=device, dtype=dtype or torch.float32).eval(), processor
-    if shape != "7b":
-        raise ValueError(f"unknown shape {shape!r}; valid: tiny, 7b")
-    processor = prepare_processor(build_tiny_processor(audio_seconds=30))
-    tok = processor.tokenizer
-    im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    config = qwen2_audio_7b_config(tok.convert_tokens_to_ids("<|AUDIO|>"), tok.pad_token_id, tok.eos_token_id)
-    config._attn_implementation = "sdpa"
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype or torch.bfloat16)
-    try:
-        with torch.device(device):
-            model = Qwen2AudioForConditionalGeneration(config)
-    finally:
-        torch.set_default_dtype(previous)
-    model.generation_config = GenerationConfig(eos_token_id=[im_end, tok.eos_token_id], pad_token_id=tok.pad_token_id)
-    return model.eval(), processor
+    if size is None:
+        model, processor = family.build_tiny(seed=0)
+        model = model.to(device=device, dtype=dtype or torch.float32)
+    else:
+        model, processor = family.build_random(size, device=device, dtype=dtype)
+    return model.eval(), prepare_processor(processor)
 
 
 def synthetic_benchmark(root: Any, n: int, seconds: float, *, seed: int = 0) -> Any:

@@ -32,7 +32,7 @@ PROMPT_TEMPLATES: dict[str, str] = {
 PROMPT_NAMES = {"p1": "Prompt <1> (SFT, reconstructed)", "p2": "Prompt <2> (answer only)", "p3": "Prompt <3> (think)"}
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # Not one of the study's prompts: an open question with no options, answered in plain words. Only the toy base's
-# instruct corpus uses it (clip captions, data/toy_instruct.py); experiments accept p1-p3 only (check_prompt_id).
+# instruct corpus uses it (clip captions, data/toy/instruct.py); experiments accept p1-p3 only (check_prompt_id).
 OPEN_PROMPT = "open"
 
 

@@ -1,12 +1,14 @@
 """Command line for the suite's experiments.
 
     python -m experiments list
-    python -m experiments run direct [--profile toy|paper] [--seed N] [--output-dir DIR] [--set key=value ...]
+    python -m experiments run direct [--profile toy|paper] [--model M] [--seed N] [--output-dir DIR] [--set k=v ...]
     python -m experiments eval --model PATH_OR_ID --benchmark FILE [--audio-dir DIR] [--prompt p2]
-    python -m experiments paper [--profile toy|paper] [--seeds 0 1 2]   # every Table 2 run, skipping finished ones
+    python -m experiments paper [--profile toy|paper] [--model M] [--seeds 0 1 2]   # every Table 2 run, not done
 
 Outputs go to ``outputs/<profile>/<experiment>/seed<N>/`` (``experiment.json``, ``predictions.json``,
-``metrics.json``). ``--set train.learning_rate=1e-5`` overrides one field and tags the run as ad hoc.
+``metrics.json``); with ``--model M`` (another model than the profile's own: a hub id, a checkpoint directory or a
+local model such as ``toy-qwen2.5-omni``) to ``outputs/<profile>/<M>/<experiment>/seed<N>/``, ``/`` in M as ``--``.
+``--set train.learning_rate=1e-5`` overrides one field and tags the run as ad hoc.
 
 A run's whole configuration is validated before anything is loaded (``paper``: every run of the table before the
 first starts); a bad setting, like a bad file, prints one line naming the field, the value and what is accepted,
@@ -19,8 +21,14 @@ import argparse
 import sys
 
 from data.schema import DataError
+from experiments.profiles import LOCAL_MODELS
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MODEL_HELP = (
+    "another model than the profile's own: hub id, checkpoint directory or local model ("
+    + ", ".join(LOCAL_MODELS)
+    + ")"
+)
 
 
 def seed_arg(text: str) -> int:
@@ -57,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run a named experiment")
     p_run.add_argument("name")
     p_run.add_argument("--profile", default=None, help="toy (default), paper or smoke; --resume: the stored one")
+    p_run.add_argument("--model", default=None, help=MODEL_HELP + "; --resume: the stored one")
     p_run.add_argument("--seed", type=seed_arg, default=None, help="default 0; --resume: the stored one")
     p_run.add_argument("--output-dir", default=None)
     p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -66,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
 
     p_paper = sub.add_parser("paper", help="run every Table 2 experiment of a profile, skipping finished runs")
     p_paper.add_argument("--profile", default="toy")
+    p_paper.add_argument("--model", default=None, help=MODEL_HELP)
     p_paper.add_argument("--seeds", type=seed_arg, nargs="+", default=[0])
 
     p_eval = sub.add_parser("eval", help="evaluate a checkpoint on an MMAU-format benchmark")
-    p_eval.add_argument("--model", required=True, help="hub id, local directory, 'tiny' or 'toy-instruct'")
+    p_eval.add_argument("--model", required=True, help="hub id, checkpoint directory or local model ("
+                        + ", ".join(LOCAL_MODELS) + ")")  # fmt: skip
     p_eval.add_argument("--benchmark", required=True, help="MMAU-format question JSON")
     p_eval.add_argument("--audio-dir", default=None, help="directory that audio_id paths are relative to")
     p_eval.add_argument("--prompt", default="p2", choices=["p1", "p2", "p3"])
@@ -101,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             stored = stored_run(Path(args.output_dir)) if args.resume and args.output_dir else None
             profile = args.profile or (stored.profile.name if stored else "toy")
             seed = args.seed if args.seed is not None else (stored.seed if stored else 0)
-            resolved = resolve(args.name, profile, seed, args.output_dir, overrides)
+            model = args.model or (stored.profile.model if stored else None)
+            resolved = resolve(args.name, profile, seed, args.output_dir, overrides, model=model)
             if args.resume:
                 resolved = for_resume(resolved, overrides)
             validate(resolved)
@@ -111,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "paper":
             from experiments.runner import run_table2
 
-            run_table2(args.profile, args.seeds)
+            run_table2(args.profile, args.seeds, model=args.model)
         elif args.command == "eval":
+            from experiments.compute import run_dtype
             from experiments.profiles import output_root, resolve_model_name
-            from experiments.runner import evaluate_checkpoint, run_dtype
+            from experiments.runner import evaluate_checkpoint
             from experiments.spec import EvalSpec, default_new_tokens
 
             model = resolve_model_name(args.model)

@@ -4,7 +4,7 @@
   variables (``MMAU_JSON``, ``MMAU_AUDIO_DIR``, ``AVQA_TRAIN``, ``AVQA_VAL``, ``AVQA_AUDIO_DIR``; see README).
   The paper's settings, unchanged. Needs GPUs.
 - ``toy`` (default): the toy instruct base (the tiny Qwen2-Audio after a short instruction tuning, see
-  ``experiments/toy_base.py``; 2 s audio window) on the synthetic toy world (``data/toy.py``), both built on first
+  ``experiments/toy_base.py``; 2 s audio window) on the synthetic toy world (``data/toy/``), both built on first
   use under ``outputs/cache/``. The recipe is scaled to CPU minutes (table below, also in the README).
 - ``smoke``: the same code path in seconds, for tests: the *untrained* tiny model, a small toy world, a few steps.
   Its numbers mean nothing.
@@ -46,11 +46,14 @@ from experiments.paths import output_root
 from experiments.spec import Experiment
 
 PAPER_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
+# The toy instruct bases: local model name -> the family whose tiny twin it is tuned from (experiments/toy_base.py).
+TOY_BASES = {"toy-instruct": "qwen2-audio", "toy-qwen2.5-omni": "qwen2.5-omni"}
 LOCAL_MODELS = {
     "tiny": "the untrained tiny Qwen2-Audio",
     "tiny-qwen2.5-omni": "the untrained tiny Qwen2.5-Omni thinker",
     "tiny-qwen3-omni": "the untrained tiny Qwen3-Omni thinker",
-    "toy-instruct": "the toy profile's instruct base",
+    "toy-instruct": "the toy profile's instruct base (tiny Qwen2-Audio)",
+    "toy-qwen2.5-omni": "the toy instruct base on the tiny Qwen2.5-Omni thinker",
 }
 
 
@@ -58,15 +61,50 @@ def resolve_model_name(name: str) -> str:
     """A hub id or path unchanged; a local model name (:data:`LOCAL_MODELS`) -> the locally built model (built
     once, cached)."""
     cache = output_root() / "cache"
-    if name == "toy-instruct":
-        from experiments.toy_base import ensure_toy_base
+    if name in TOY_BASES:
+        from experiments.toy_base import ToyBaseSpec, ensure_toy_base
 
-        return str(ensure_toy_base(cache))
+        return str(ensure_toy_base(cache, ToyBaseSpec(family=TOY_BASES[name])))
     from models.tiny import TINY_MODELS, ensure_tiny_model
 
     if name in TINY_MODELS:
         return str(ensure_tiny_model(cache, family=TINY_MODELS[name]))
     return name
+
+
+def check_model_name(name: str) -> None:
+    """Refuse a model that is neither a local model name, a checkpoint directory nor a hub id (``org/name``), and a
+    directory whose config is of no supported family; before anything is built, loaded or written."""
+    from experiments.spec import ExperimentError
+
+    if name in LOCAL_MODELS:
+        return
+    if Path(name).is_dir():
+        from models.registry import family_of_checkpoint
+
+        try:
+            family_of_checkpoint(name)
+        except OSError as e:
+            raise ExperimentError(f"--model {name}: not a checkpoint directory ({e}); give a directory with a "
+                                  "config.json") from None  # fmt: skip
+        return
+    if name.count("/") == 1 and all(name.split("/")) and not name.startswith("."):
+        return  # a hub id: its family is checked when its config is read
+    local = ", ".join(LOCAL_MODELS)
+    raise ExperimentError(f"--model {name!r}: no such directory, and not a hub id (org/name) or a local model "
+                          f"({local})")  # fmt: skip
+
+
+def model_slug(model: str) -> str:
+    """A model as one path component and W&B tag: a hub id ``Qwen/Qwen2.5-Omni-7B`` -> ``Qwen--Qwen2.5-Omni-7B``;
+    a local model name as it is; a directory -> its name and a hash of its absolute path (two ``checkpoint-100``
+    directories stay apart)."""
+    import hashlib
+
+    if model not in LOCAL_MODELS and Path(model).is_dir():
+        path = str(Path(model).resolve())
+        return f"{Path(path).name}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    return model.replace("/", "--")
 
 
 SMOKE_SIZES = {"train": 120, "val": 24, "test": 30}
@@ -87,13 +125,27 @@ class DataPaths:
 @dataclass(frozen=True)
 class Profile:
     name: str
-    model: str  # a hub id, or "toy-instruct" / "tiny" for the locally built models
+    model: str  # a hub id, a checkpoint directory or a local model name (LOCAL_MODELS)
     description: str
 
     @property
     def benchmark_label(self) -> str | None:
         """The version label of a test set that is not MMAU (the toy world's); None means: detect MMAU's."""
         return None if self.name == "paper" else "toy"
+
+    @property
+    def default_model(self) -> str:
+        return PROFILES[self.name].model
+
+    @property
+    def model_label(self) -> str | None:
+        """None for the profile's own model; otherwise :func:`model_slug` of the model (``--model``), which then
+        names the run's directory, W&B run and reports."""
+        return None if self.model == self.default_model else model_slug(self.model)
+
+    def with_model(self, model: str | None) -> Profile:
+        """This profile on ``model`` (None: its own)."""
+        return self if model is None or model == self.model else replace(self, model=model)
 
     def resolve_model(self) -> str:
         """A loadable model path or hub id (local models are built and cached on first use)."""

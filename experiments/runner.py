@@ -5,36 +5,31 @@ Used by ``python -m experiments run NAME`` and ``python -m experiments eval``; s
 :func:`validate` checks a resolved run before anything is loaded or created (the run directory's lock,
 ``experiment.json``, the W&B run): every field (``experiments.spec.check_fields``), then the trainer's arguments,
 built exactly as the run builds them, so TRL's and transformers' own argument errors surface before step 0.
-:func:`run_dtype` is the one rule for a run's compute dtype, used by the trainer and by every evaluation of the run.
+How a run computes (dtype, determinism, seeding, decoding) is ``experiments/compute.py``'s: one rule for the trainer
+and for every evaluation of the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from data.io import read_json, write_json_atomic
 from data.schema import DataError
-from experiments.profiles import Profile, get_profile, output_root
+from experiments.compute import decoding_config, run_dtype, seed_everything
+from experiments.paths import output_root
+from experiments.profiles import Profile, check_model_name, get_profile
 from experiments.registry import get_experiment
 from experiments.spec import (
     EvalSpec,
     Experiment,
     ExperimentError,
-    TrainSpec,
     apply_overrides,
     check_fields,
     differing_fields,
     field_value,
 )
-
-if TYPE_CHECKING:
-    from models.evaluate import DecodingConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,25 +63,38 @@ class ResolvedRun:
             reasons = data.get("adhoc_reasons")
             if reasons is None:  # written before adhoc_reasons existed
                 reasons = ["ad hoc (recorded by an earlier version)"] if data.get("adhoc") else []
-            return cls(Experiment.from_dict(data["experiment"]), get_profile(data["profile"]), int(data["seed"]),
-                       Path(data["output_dir"]), tuple(reasons))  # fmt: skip
+            # profile_model: absent in runs written before --model existed, which all ran the profile's own model.
+            profile = get_profile(data["profile"]).with_model(data.get("profile_model"))
+            return cls(Experiment.from_dict(data["experiment"]), profile, int(data["seed"]), Path(data["output_dir"]),
+                       tuple(reasons))  # fmt: skip
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"{source}: not a run configuration this version can read ({e!r}); start a new run with "
                             "--output-dir, or resume it with the version of the suite that wrote it") from None  # fmt: skip
 
 
-def canonical_dir(name: str, profile: str, seed: int) -> Path:
+def study_dir(profile: Profile) -> Path:
+    """Where the canonical runs of a profile on its model live: ``outputs/<profile>/``, or
+    ``outputs/<profile>/<model>/`` for another model than the profile's own (``--model``)."""
+    root = output_root() / profile.name
+    return root if profile.model_label is None else root / profile.model_label
+
+
+def canonical_dir(name: str, profile: Profile, seed: int) -> Path:
     """Where a canonical run lives; a run anywhere else is ad hoc."""
-    return output_root() / profile / name / f"seed{seed}"
+    return study_dir(profile) / name / f"seed{seed}"
 
 
 def resolve(
     name: str, profile: str = "toy", seed: int = 0, output_dir: str | Path | None = None,
-    overrides: dict[str, str] | None = None,
+    overrides: dict[str, str] | None = None, model: str | None = None,
 ) -> ResolvedRun:  # fmt: skip
-    prof = get_profile(profile)
+    """``name`` on ``profile`` with ``seed``; ``model``: another model than the profile's own (hub id, checkpoint
+    directory or local model name), part of the run's identity (its directory, W&B name and tags, Table 2 row)."""
+    prof = get_profile(profile).with_model(model)
+    if model is not None:
+        check_model_name(model)
     exp = apply_overrides(prof.scale(get_experiment(name)), overrides or {})
-    canonical = canonical_dir(name, profile, seed)
+    canonical = canonical_dir(name, prof, seed)
     out = Path(output_dir) if output_dir else canonical
     reasons = [f"--set {k}={v}" for k, v in (overrides or {}).items()]
     if out.resolve() != canonical.resolve():
@@ -103,7 +111,7 @@ def for_resume(asked: ResolvedRun, overrides: dict[str, str] | None = None) -> R
     """The run to resume: the stored ``experiment.json`` of ``asked.output_dir`` (provenance is kept).
 
     A ``--set`` that disagrees with the stored configuration is refused, naming the field and both values; so is
-    another experiment, profile or seed. Without a stored configuration the run starts as asked.
+    another experiment, profile, model or seed. Without a stored configuration the run starts as asked.
     """
     stored = stored_run(asked.output_dir)
     if stored is None:
@@ -111,6 +119,7 @@ def for_resume(asked: ResolvedRun, overrides: dict[str, str] | None = None) -> R
     where = asked.output_dir / "experiment.json"
     for what, mine, theirs in (("experiment", asked.experiment.name, stored.experiment.name),
                                ("profile", asked.profile.name, stored.profile.name),
+                               ("model", asked.profile.model, stored.profile.model),
                                ("seed", asked.seed, stored.seed)):  # fmt: skip
         if mine != theirs:
             raise DataError(f"--resume: {where} holds {what} {theirs!r}, not {mine!r}; resume it as stored or start "
@@ -143,89 +152,6 @@ def validate(resolved: ResolvedRun) -> None:
         from experiments.training import check_trainer_arguments
 
         check_trainer_arguments(resolved)
-
-
-def run_dtype(train: TrainSpec | None) -> Literal["float32", "bfloat16"]:
-    """The one compute dtype of a run: its training (``train.bf16``; None: bf16 on CUDA) and every evaluation of it,
-    step 0 included; a run without training (``direct``, ``python -m experiments eval``): bf16 on CUDA."""
-    import torch
-
-    bf16 = train.bf16 if train is not None and train.bf16 is not None else torch.cuda.is_available()
-    return "bfloat16" if bf16 else "float32"
-
-
-def run_deterministic(train: TrainSpec | None) -> bool:
-    """Whether a training run uses deterministic algorithms (``train.deterministic``; None: on CPU only)."""
-    import torch
-
-    if train is not None and train.deterministic is not None:
-        return train.deterministic
-    return not torch.cuda.is_available()
-
-
-def compute_settings(train: TrainSpec | None) -> dict[str, Any]:
-    """What decides a training run's bits besides its configuration: written to the run directory
-    (``compute_settings.json``) and the W&B config. The same settings on the same machine give the same weights."""
-    import platform
-
-    import torch
-
-    return {
-        "deterministic_algorithms": run_deterministic(train),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.machine()})",
-    }
-
-
-@contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(enabled)`` for the block, the previous setting restored afterwards.
-
-    Ops that have a deterministic implementation take it (on 2 CPU threads, some GRPO kernel's reduction order
-    varied between runs without it; ``tests/test_training_runs.py``); an op without one raises instead of silently
-    varying.
-    """
-    import torch
-
-    before = torch.are_deterministic_algorithms_enabled()
-    if enabled and torch.cuda.is_available():
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses deterministic mode without it
-    torch.use_deterministic_algorithms(enabled)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-
-
-def load_dtype(exp: Experiment) -> Any:
-    """The torch dtype a training run loads its base model in: trained weights stay fp32 (bf16 autocast; pure bf16
-    weights lose small updates to rounding); with LoRA the base is frozen, so a bf16 run loads it in bf16 (peft keeps
-    the adapters themselves in fp32). None for a run without training (``direct``: the loader's default)."""
-    import torch
-
-    if exp.train is None:
-        return None
-    return torch.bfloat16 if exp.lora is not None and run_dtype(exp.train) == "bfloat16" else torch.float32
-
-
-def decoding_config(spec: EvalSpec, compute_dtype: str | None, *, valid_frame_encoder: bool = True) -> DecodingConfig:
-    """The evaluator's :class:`~models.evaluate.DecodingConfig` from an experiment's evaluation settings (every
-    evaluation of the suite builds it here)."""
-    from models.evaluate import DecodingConfig
-
-    return DecodingConfig(batch_size=spec.batch_size, max_new_tokens=spec.max_new_tokens, static_cache=spec.static_cache,
-                          valid_frame_encoder=valid_frame_encoder, source=spec.decoding,
-                          compute_dtype=compute_dtype)  # fmt: skip
-
-
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 COMPLETE_MARKER = "run_complete.json"
@@ -277,7 +203,10 @@ REPORTING_ONLY = frozenset({"train.logging_steps"})
 def check_same_run(asked: ResolvedRun, stored: ResolvedRun) -> None:
     """Refuse to continue a run directory that holds another configuration than the one asked for."""
     changed = [k for k in differing_fields(asked.experiment, stored.experiment) if k not in REPORTING_ONLY]
-    changed += [what for what in ("profile", "seed") if getattr(asked, what) != getattr(stored, what)]
+    changed += ["profile"] if asked.profile.name != stored.profile.name else []
+    changed += ["seed"] if asked.seed != stored.seed else []
+    if asked.profile.model != stored.profile.model:
+        changed.append(f"model ({stored.profile.model} there)")
     if stored.adhoc and not asked.adhoc:
         changed.append(f"ad hoc ({'; '.join(stored.adhoc_reasons)})")
     if changed:
@@ -291,25 +220,25 @@ def table2_experiments() -> list[str]:
     return [name for name, exp in REGISTRY.items() if exp.table2_row]
 
 
-def run_table2(profile: str, seeds: list[int]) -> list[ResolvedRun]:
-    """Run every Table 2 experiment of ``profile`` for each seed, skipping runs that are already complete.
+def run_table2(profile: str, seeds: list[int], model: str | None = None) -> list[ResolvedRun]:
+    """Run every Table 2 experiment of ``profile`` (on ``model``, None: the profile's own) for each seed, skipping
+    runs that are already complete.
 
     Every run of the table is checked (its directory, :func:`validate`) before the first one starts.
     """
     import time
 
     plan: list[tuple[str, ResolvedRun, ResolvedRun, bool]] = []  # head, as registered, as it runs, resumed
+    where = f"profile {profile}" + (f", model {model}" if model else "")
     todo = [(n, s) for s in seeds for n in table2_experiments()]
     for k, (name, seed) in enumerate(todo, 1):
-        resolved = resolve(name, profile, seed)
+        resolved = resolve(name, profile, seed, model=model)
         stored = stored_run(resolved.output_dir)
         if stored is not None:
             check_same_run(resolved, stored)
         runs_as = resolved if stored is None else dataclasses.replace(stored, output_dir=resolved.output_dir)
         validate(runs_as)
-        plan.append(
-            (f"[{k}/{len(todo)}] {name} (profile {profile}, seed {seed})", resolved, runs_as, stored is not None)
-        )
+        plan.append((f"[{k}/{len(todo)}] {name} ({where}, seed {seed})", resolved, runs_as, stored is not None))
     for head, resolved, runs_as, resume in plan:
         if resume and (resolved.output_dir / COMPLETE_MARKER).exists():
             print(f"{head}: complete, skipped ({resolved.output_dir})")

@@ -2,7 +2,7 @@
 
 Built on first use and cached under ``outputs/cache/toy-instruct-<hash>``, the hash covering everything that
 defines it (the code of the tiny model, the toy world, the instruct corpus, the prompts and the SFT trainer, and the
-settings below), so a change rebuilds it and an unchanged tree reuses it. See ``data/toy_instruct.py`` for what it
+settings below), so a change rebuilds it and an unchanged tree reuses it. See ``data/toy/instruct.py`` for what it
 is taught and why.
 
 The build is **gated**: after training, the base answers the toy test split zero-shot with Prompt <2> (the
@@ -33,14 +33,12 @@ from data.schema import DataError
 
 MIN_FORMAT_RATE = 95.0  # % of outputs with <answer>...</answer>
 MIN_LISTED_RATE = 90.0  # % of answers that name one of the offered choices
-# Every module whose code shapes the base (with the world's own, data.toy.WORLD_MODULES).
+# Every module whose code shapes the base (with the world's own, data.toy.WORLD_MODULES, and the family's tiny twin's).
 BASE_MODULES = (
     "models.loading",
-    "models.qwen2_audio",
-    "models.tokenizer",
     "data.prompts",
     "data.schema",
-    "data.toy_instruct",
+    "data.toy.instruct",
     "trainers.sft",
     "experiments.toy_base",
 )
@@ -59,6 +57,7 @@ class ToyBaseSpec:
     shifted_fraction: float = 0.5
     known_sub_categories: tuple[str, ...] = ("noise_colour", "note_height")
     seed: int = 0
+    family: str = "qwen2-audio"  # whose tiny twin is tuned (models.registry.FAMILIES): toy-instruct, toy-qwen2.5-omni
 
 
 class BaseGateError(DataError):
@@ -67,12 +66,20 @@ class BaseGateError(DataError):
 
 def _fingerprint(spec: ToyBaseSpec) -> str:
     from data.toy import WORLD_MODULES
+    from models.registry import FAMILIES
 
-    return sources_digest((*WORLD_MODULES, *BASE_MODULES), extra=json.dumps(asdict(spec), sort_keys=True))[:12]
+    modules = (*WORLD_MODULES, *BASE_MODULES, *FAMILIES[spec.family].tiny_sources())
+    return sources_digest(modules, extra=json.dumps(asdict(spec), sort_keys=True))[:12]
+
+
+def base_name(family: str) -> str:
+    """The local model name of the toy base on ``family``'s tiny twin (experiments.profiles.TOY_BASES)."""
+    return "toy-instruct" if family == "qwen2-audio" else f"toy-{family}"
 
 
 def base_dir(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> Path:
-    return Path(cache_root) / f"toy-instruct-{_fingerprint(spec or ToyBaseSpec())}"
+    spec = spec or ToyBaseSpec()
+    return Path(cache_root) / f"{base_name(spec.family)}-{_fingerprint(spec)}"
 
 
 def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> Path:
@@ -82,11 +89,13 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
     if (path / "model.safetensors").exists():
         return path
     from data.toy import ensure_world
+    from models.registry import FAMILIES
     from models.tiny import ensure_tiny_model
 
-    tiny = ensure_tiny_model(cache_root, seed=spec.seed)
+    tiny = ensure_tiny_model(cache_root, seed=spec.seed, family=FAMILIES[spec.family])
     world = ensure_world(cache_root)
-    print(f"building the toy instruct base model (one-time, cached in {path})")
+    print(f"building the toy instruct base model on the tiny {FAMILIES[spec.family].title} (one-time, cached in "
+          f"{path})")  # fmt: skip
 
     def build(partial: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
@@ -127,9 +136,10 @@ def gate(report: dict[str, Any]) -> dict[str, Any]:
 def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from data.toy_instruct import instruct_items, prompt_for, thought_for
+    from data.toy.instruct import instruct_items, prompt_for, thought_for
     from experiments.spec import TrainSpec
-    from models.loading import load_model_and_processor, save_model
+    from models.loading import load_model_and_processor
+    from models.saving import save_model
     from trainers.sft import build_sft_trainer, sft_arguments
 
     model, processor = load_model_and_processor(tiny, device="cpu")
@@ -208,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m experiments.toy_base", description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0, help="base seed: tiny model init, corpus, data order (default 0)")
     ap.add_argument("--cache", default=None, help="cache folder (default: outputs/cache)")
+    ap.add_argument("--family", default="qwen2-audio", help="whose tiny twin to tune: qwen2-audio (default), "
+                    "qwen2.5-omni, qwen3-omni")  # fmt: skip
     args = ap.parse_args(argv)
     cache = Path(args.cache) if args.cache else output_root() / "cache"
     try:
-        base = ensure_toy_base(cache, ToyBaseSpec(seed=args.seed))
+        base = ensure_toy_base(cache, ToyBaseSpec(seed=args.seed, family=args.family))
     except BaseGateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """The W&B run of one experiment run: named, grouped, tagged, offline when no API key, always finished.
 
-- project ``r1-aqa``, group = experiment name, name ``<experiment>-<profile>-s<seed>``, tags = method, profile,
-  prompt (+ ``lora``, + ``adhoc`` when the run is not the registered experiment as it stands); W&B's own variables
+- project ``r1-aqa``, group = experiment name, name ``<experiment>-<profile>-s<seed>`` (another model than the
+  profile's own: ``<experiment>-<profile>-<model>-s<seed>``), tags = method, profile, prompt, ``model:<model>``
+  (+ ``lora``, + ``adhoc`` when the run is not the registered experiment as it stands); W&B's own variables
   win when set: ``WANDB_PROJECT``, ``WANDB_NAME``, ``WANDB_RUN_GROUP``, and ``WANDB_TAGS`` (comma-separated, added
   after the suite's tags, which analysis reads by position). A resumed run keeps the name, group and tags it
   stored unless the variable is set, and always its stored project (one run's history in one project);
@@ -90,12 +91,25 @@ class Tracker:
 
 
 def run_name(resolved: Any) -> str:
-    return f"{resolved.experiment.name}-{resolved.profile.name}-s{resolved.seed}"
+    """``<experiment>-<profile>-s<seed>``; a run on another model than the profile's own (``--model``):
+    ``<experiment>-<profile>-<model>-s<seed>``."""
+    label = resolved.profile.model_label
+    return f"{resolved.experiment.name}-{resolved.profile.name}{f'-{label}' if label else ''}-s{resolved.seed}"
+
+
+def model_tag(model: str) -> str:
+    """``model:<model>`` as a W&B tag (at most 64 characters: a longer name is cut and keeps a hash of the whole)."""
+    import hashlib
+
+    from experiments.profiles import model_slug
+
+    tag = f"model:{model_slug(model)}"
+    return tag if len(tag) <= 64 else f"{tag[:55]}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
 
 
 def run_tags(resolved: Any) -> list[str]:
     exp = resolved.experiment
-    tags = [exp.method, resolved.profile.name, exp.prompt]
+    tags = [exp.method, resolved.profile.name, exp.prompt, model_tag(resolved.profile.model)]
     if exp.lora is not None:
         tags.append("lora")
     if resolved.adhoc:

@@ -34,7 +34,7 @@ from data.avqa import load_avqa
 from data.io import read_json, write_json_atomic
 from data.mmau import load_mmau
 from data.schema import DataError, Item
-from experiments.runner import (
+from experiments.compute import (
     compute_settings,
     decoding_config,
     deterministic_algorithms,

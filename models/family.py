@@ -2,8 +2,8 @@
 
 A family (``models/qwen2_audio.py``, ``models/qwen2_5_omni.py``, ``models/qwen3_omni.py``) is one
 :class:`ModelFamily` instance: how to load its model and processor, how many audio tokens a clip becomes, its
-placeholder and chat convention, where its audio encoder and language model live, its tiny offline twin, and which
-of the suite's speed switches are exact for it. Nothing outside ``models/`` names a family's classes: the rest of
+placeholder and chat convention, where its audio encoder and language model live, its tiny offline twin, its released
+checkpoints' shapes with random weights (for benchmarks), and which of the suite's speed switches are exact for it. Nothing outside ``models/`` names a family's classes: the rest of
 the suite asks :func:`models.registry.family_of` for the family of a model, processor or checkpoint and calls it.
 ``docs/models.md`` says how to add a family.
 
@@ -108,13 +108,52 @@ class ModelFamily:
 
     def save_tiny(self, model: Any, processor: Any, out_dir: Path) -> Path:
         """Save a tiny twin in its hub checkpoint's layout, so that loading it runs the real loading path."""
-        from models.loading import save_model
+        from models.saving import save_model
 
         return save_model(model, processor, out_dir)
 
     def tiny_sources(self) -> list[str]:
         """The modules whose code defines the tiny twin (a change rebuilds it)."""
         return ["models.tokenizer", type(self).__module__]
+
+    # -- full-size shapes, random weights (benchmarks: bench/shapes.py) ---------------------------------------------
+    # shape name ("7b") -> the released checkpoint's numbers: "hub_id", "audio" and "text" (config keyword arguments,
+    # each number's source in a comment beside it), "audio_seconds" (the processor's audio window).
+    full_shapes: dict[str, dict[str, Any]] = {}
+
+    def random_processor(self, shape: str) -> Any:
+        """The tiny offline processor with the real model's audio window (its token ids are a subset of the real
+        vocabulary): no download, and featurisation of the real geometry."""
+        raise NotImplementedError
+
+    def random_config(self, shape: str, processor: Any) -> Any:
+        """The config :meth:`model_class` takes for ``shape``, its special token ids from ``processor``."""
+        raise NotImplementedError
+
+    def full_shape(self, shape: str) -> dict[str, Any]:
+        if shape not in self.full_shapes:
+            raise KeyError(f"{self.title} has no full-size shape {shape!r}; valid: {', '.join(self.full_shapes)}")
+        return self.full_shapes[shape]
+
+    def build_random(self, shape: str, device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+        """``(model, processor)`` of a released checkpoint's shape with random weights (``dtype``, default bf16),
+        built directly on ``device`` (default: torch's current default device, so ``with torch.device("meta")``
+        builds it without memory). Every matrix has the real size; the outputs mean nothing. No download."""
+        import torch
+
+        self.full_shape(shape)  # an unknown shape is refused before anything is built
+        processor = self.random_processor(shape)
+        config = self.random_config(shape, processor)
+        config._attn_implementation = "sdpa"
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype or torch.bfloat16)
+        try:
+            with torch.device(device if device is not None else torch.get_default_device()):
+                model = self.model_class()(config)
+        finally:
+            torch.set_default_dtype(previous)
+        model.generation_config = tiny_generation_config(processor.tokenizer)
+        return model.eval(), processor
 
     # -- switches --------------------------------------------------------------------------------------------------
     def allows(self, switch: str, requested: bool = True) -> bool:
@@ -133,6 +172,16 @@ class ModelFamily:
 
     def __repr__(self) -> str:
         return f"<model family {self.name}>"
+
+
+def tiny_generation_config(tok: Any) -> Any:
+    """Greedy by default, ending at the end of the assistant turn or of the text (every family's offline models)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        eos_token_id=[tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")],
+        pad_token_id=tok.pad_token_id, do_sample=False,
+    )  # fmt: skip
 
 
 def transformers_class(name: str) -> type:

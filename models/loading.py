@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from data.schema import DataError
+from models.saving import prepare_processor
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
@@ -62,23 +63,6 @@ def check_adapter_keys(model: Any, ckpt: str | Path, adapter_name: str = "defaul
     mismatched = sorted(k for k in saved.keys() & expected.keys() if saved[k] != expected[k])
     if missing or unexpected or mismatched:
         raise key_mismatch(Path(ckpt), missing, unexpected, mismatched)
-
-
-def save_model(model: Any, processor: Any, out_dir: str | Path) -> Path:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    processor.save_pretrained(out_dir)
-    return out_dir
-
-
-def prepare_processor(processor: Any) -> Any:
-    """Left-pad text (batched generation) and right-pad audio (the encoders assume valid frames come first)."""
-    processor.tokenizer.padding_side = "left"
-    fe = processor.feature_extractor
-    if getattr(fe, "padding_side", "right") != "right":
-        fe.padding_side = "right"
-    return processor
 
 
 def load_model(base: str | Path, *, dtype: Any, **from_pretrained: Any) -> Any:

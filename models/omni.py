@@ -19,6 +19,11 @@ vision tower, built from the config classes with the in-memory tokenizer, saved 
 (thinker weights under ``thinker.``, one talker tensor beside them, the full Omni config), so that every test
 loads them through the real loading path. Their chat template follows the Qwen chat layout with the family's audio
 block; a hub checkpoint brings its own template, which the suite uses unchanged.
+
+**Full-size shapes** (``family.build_random(shape)``, for benchmarks): a released checkpoint's thinker with random
+weights, built from the numbers in the family's ``full_shapes`` with no download: the real audio encoder and
+language model, the tiny twin's one-block vision tower (never fed, frozen), and the tiny processor with the real
+30 s audio window.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from models.family import ModelFamily, transformers_class
+from models.family import ModelFamily, tiny_generation_config, transformers_class
 
 NAMED_TOKEN_KEYS = ("audio_token", "audio_bos_token", "audio_eos_token", "image_token", "video_token",
                     "vision_bos_token", "vision_eos_token")  # fmt: skip
@@ -123,40 +128,67 @@ class OmniFamily(ModelFamily):
     def tiny_vision_config(self) -> dict[str, Any]:
         return dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64)
 
-    def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
-        import torch
-
-        from models.qwen2_audio import tiny_feature_extractor, tiny_generation_config
+    def offline_processor(self, audio_seconds: int, words: Iterable[str] | None = None) -> Any:
+        """The audio-only processor of the in-memory tokenizer, with an audio window of ``audio_seconds``."""
+        from models.qwen2_audio import tiny_feature_extractor
         from models.tokenizer import QWEN_CHAT_TOKENS, build_tiny_tokenizer
 
         named = self.named_tokens
         tok = build_tiny_tokenizer(words, special_tokens=[*QWEN_CHAT_TOKENS, *(named[k] for k in NAMED_TOKEN_KEYS)],
                                    named_tokens=named)  # fmt: skip
         audio_block = named["audio_bos_token"] + named["audio_token"] + named["audio_eos_token"]
-        processor = self.audio_only_processor(tiny_feature_extractor(2), tok,
-                                              chat_template(audio_block, self.default_system))  # fmt: skip
-        ids = {k: tok.convert_tokens_to_ids(v) for k, v in named.items()}
+        return self.audio_only_processor(tiny_feature_extractor(audio_seconds), tok,
+                                         chat_template(audio_block, self.default_system))  # fmt: skip
+
+    def make_thinker_config(
+        self, tok: Any, *, audio: dict, vision: dict, text: dict, tie_word_embeddings: bool
+    ) -> Any:
+        """The thinker's config from its parts' keyword arguments, the special token ids from ``tok``."""
+        ids = {k: tok.convert_tokens_to_ids(v) for k, v in self.named_tokens.items()}
         config = transformers_class(self.thinker_config_name)(
-            audio_config=self.tiny_audio_config(), vision_config=self.tiny_vision_config(),
-            text_config=self.tiny_text_config(len(tok), tok), audio_token_id=ids["audio_token"],
+            audio_config=audio, vision_config=vision, text_config=text, audio_token_id=ids["audio_token"],
             image_token_id=ids["image_token"], video_token_id=ids["video_token"],
             audio_start_token_id=ids["audio_bos_token"], audio_end_token_id=ids["audio_eos_token"],
             vision_start_token_id=ids["vision_bos_token"], vision_end_token_id=ids["vision_eos_token"],
-            tie_word_embeddings=True,
+            tie_word_embeddings=tie_word_embeddings,
         )  # fmt: skip
         config.pad_token_id = tok.pad_token_id
+        return config
+
+    def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
+        import torch
+
+        processor = self.offline_processor(2, words)
+        tok = processor.tokenizer
+        config = self.make_thinker_config(tok, audio=self.tiny_audio_config(), vision=self.tiny_vision_config(),
+                                     text=self.tiny_text_config(len(tok), tok), tie_word_embeddings=True)  # fmt: skip
         torch.manual_seed(seed)
         model = self.model_class()(config)
         model.generation_config = tiny_generation_config(tok)
         model.eval()
         return model, processor
 
+    # -- full-size shapes: the thinker of a released checkpoint, random weights -----------------------------------
+    def random_processor(self, shape: str) -> Any:
+        return self.offline_processor(self.full_shape(shape)["audio_seconds"])
+
+    def random_config(self, shape: str, processor: Any) -> Any:
+        # The vision tower is never fed and is frozen (unused_parts): the tiny twin's one block stands in for it, so
+        # its weights are not in the memory measured (the real ones: about 0.67B parameters for Qwen2.5-Omni, 0.54B
+        # for Qwen3-Omni, 1.3 / 1.1 GB in bf16). Its output size must still be the language model's hidden size.
+        spec = self.full_shape(shape)
+        tok = processor.tokenizer
+        text = {**spec["text"], "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id}
+        vision = {**self.tiny_vision_config(), "out_hidden_size": text["hidden_size"]}
+        return self.make_thinker_config(tok, audio=spec["audio"], vision=vision, text=text,
+                                   tie_word_embeddings=text["tie_word_embeddings"])  # fmt: skip
+
     def save_tiny(self, model: Any, processor: Any, out_dir: Path) -> Path:
         """The hub layout: the full Omni config, ``thinker.*`` weights and a talker tensor the loader must skip."""
         import torch
         from safetensors.torch import load_file, save_file
 
-        from models.loading import save_model
+        from models.saving import save_model
 
         save_model(model, processor, out_dir)
         weights = Path(out_dir) / "model.safetensors"

@@ -7,6 +7,11 @@ with no download: the in-memory tokenizer (``models/tokenizer.py``), a 128-mel W
 that makes CPU runs take minutes (notes section 9).
 
 Every speed switch is exact here (the tests compare each with the plain path).
+
+Full-size shape with random weights (``QWEN2_AUDIO.build_random("7b")``, for benchmarks): the 7B model's geometry,
+a Whisper-large-style audio encoder (32 layers, d_model 1280, 20 heads, FFN 5120, 30 s window of 3000 mel frames)
+and a Qwen-7B language model (32 layers, hidden 4096, 32 heads, FFN 11008, vocabulary 156,032): about 8.4B
+parameters, with the tiny tokenizer (its ids are a subset of the vocabulary).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from models.family import ModelFamily
+from models.family import ModelFamily, tiny_generation_config
 
 # Frames per second of Whisper features (hop 160 at 16 kHz); the encoder sees 2 * max_source_positions frames.
 MEL_FRAMES_PER_SECOND = 100
@@ -24,16 +29,6 @@ def whisper_token_count(n_frames: int) -> int:
     """Audio tokens for ``n_frames`` valid mel frames through a stride-2 convolution, then stride-2 pooling
     (Qwen2-Audio; Qwen2.5-Omni's encoder gives the same count)."""
     return (((n_frames - 1) // 2 + 1) - 2) // 2 + 1
-
-
-def tiny_generation_config(tok: Any) -> Any:
-    """Greedy by default, ending at the end of the assistant turn or of the text (every family's tiny twin)."""
-    from transformers import GenerationConfig
-
-    return GenerationConfig(
-        eos_token_id=[tok.convert_tokens_to_ids("<|im_end|>"), tok.convert_tokens_to_ids("<|endoftext|>")],
-        pad_token_id=tok.pad_token_id, do_sample=False,
-    )  # fmt: skip
 
 
 def tiny_feature_extractor(audio_seconds: int = 2) -> Any:
@@ -94,6 +89,30 @@ def build_tiny_model(
     return model, processor
 
 
+# Qwen/Qwen2-Audio-7B-Instruct's config.json (the numbers bench/shapes.py used since the first GPU check).
+QWEN2_AUDIO_7B: dict[str, Any] = {
+    "hub_id": "Qwen/Qwen2-Audio-7B-Instruct",
+    "audio": dict(num_mel_bins=128, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120, d_model=1280,
+                  max_source_positions=1500),
+    "text": dict(vocab_size=156032, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=8192, rope_theta=10000.0,
+                 tie_word_embeddings=False),
+    "audio_seconds": 30,
+}  # fmt: skip
+
+
+def qwen2_audio_7b_config(audio_token_index: int, pad_token_id: int, eos_token_id: int) -> Any:
+    """The config of Qwen2-Audio-7B's shape, with the given special token ids."""
+    from transformers import Qwen2AudioConfig, Qwen2AudioEncoderConfig, Qwen2Config
+
+    audio = Qwen2AudioEncoderConfig(**QWEN2_AUDIO_7B["audio"])
+    text = Qwen2Config(**QWEN2_AUDIO_7B["text"], pad_token_id=pad_token_id, eos_token_id=eos_token_id)
+    config = Qwen2AudioConfig(audio_config=audio.to_dict(), text_config=text.to_dict(),
+                              audio_token_index=audio_token_index)  # fmt: skip
+    config.pad_token_id = pad_token_id
+    return config
+
+
 class Qwen2AudioFamily(ModelFamily):
     name = "qwen2-audio"
     title = "Qwen2-Audio"
@@ -109,6 +128,16 @@ class Qwen2AudioFamily(ModelFamily):
 
     def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
         return build_tiny_model(seed, words=words)
+
+    full_shapes = {"7b": QWEN2_AUDIO_7B}
+
+    def random_processor(self, shape: str) -> Any:
+        return build_tiny_processor(audio_seconds=self.full_shape(shape)["audio_seconds"])
+
+    def random_config(self, shape: str, processor: Any) -> Any:
+        self.full_shape(shape)
+        tok = processor.tokenizer
+        return qwen2_audio_7b_config(tok.convert_tokens_to_ids("<|AUDIO|>"), tok.pad_token_id, tok.eos_token_id)
 
 
 QWEN2_AUDIO = Qwen2AudioFamily()

@@ -11,12 +11,46 @@ The default targets name Linear modules; the experts are not Linear modules, and
 named. So the experts and the router stay frozen: adapting fused experts needs PEFT's parameter targeting, which
 adds one low-rank update shared by all experts of a layer, a different method from the paper's LoRA. The test
 ``tests/test_families.py`` checks exactly which weights are adapted.
+
+Full-size shape (thinker, random weights, ``QWEN3_OMNI.build_random("30b-a3b")``): ``30b-a3b``, numbers below.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from models.omni import OmniFamily
 from models.qwen2_5_omni import OMNI_ASIDE
+
+# The thinker of Qwen/Qwen3-Omni-30B-A3B-Instruct. Sources: the text numbers as a pinned extract of the checkpoint's
+# config.json records them (a public test fixture of the Qwen3-Omni config contract, revision 26291f79: hidden 2048,
+# 48 layers, 32 heads, 4 KV heads, 128 experts, 8 per token, expert FFN 768, vocabulary 152,064, RoPE theta 1e6,
+# interleaved multimodal RoPE sections [24, 20, 20]; audio 32 layers, d_model 1280, 20 heads, FFN 5120, downsampling
+# convolutions of 480 channels, output 2048); the same layer, head and expert counts in the public Hugging Face config
+# as other notes quote it; head dim 128 as in Qwen3-30B-A3B, whose language model this is (30,532,122,624 parameters
+# with vocabulary 151,936, the figure keras-hub quotes for this thinker; the config's 152,064 adds 0.5M); the audio
+# encoder's windows (n_window 50, n_window_infer 800, conv_chunksize 500) from transformers'
+# Qwen3OmniMoeAudioEncoderConfig defaults, documented as this checkpoint's. The technical report's module sizes
+# (audio encoder 650M, vision 540M) match what these numbers build (648M, and 539M for the real vision tower).
+# intermediate_size is unused: every layer is a mixture of experts (mlp_only_layers empty, decoder_sparse_step 1).
+# Not verified: max_position_embeddings (65,536; no weight depends on it). The vocabulary: 151,936 in some notes;
+# the pinned extract's 152,064 is taken (the difference is 0.5M parameters).
+QWEN3_OMNI_SHAPES: dict[str, dict[str, Any]] = {
+    "30b-a3b": {
+        "hub_id": "Qwen/Qwen3-Omni-30B-A3B-Instruct",
+        "audio": dict(num_mel_bins=128, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,
+                      d_model=1280, max_source_positions=1500, n_window=50, n_window_infer=800, conv_chunksize=500,
+                      downsample_hidden_size=480, output_dim=2048),
+        "text": dict(vocab_size=152064, hidden_size=2048, intermediate_size=768, num_hidden_layers=48,
+                     num_attention_heads=32, num_key_value_heads=4, head_dim=128, num_experts=128,
+                     num_experts_per_tok=8, moe_intermediate_size=768, norm_topk_prob=True, decoder_sparse_step=1,
+                     mlp_only_layers=[], router_aux_loss_coef=0.001, max_position_embeddings=65536, rms_norm_eps=1e-6,
+                     rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [24, 20, 20],
+                                      "interleaved": True},
+                     tie_word_embeddings=False),
+        "audio_seconds": 30,
+    },
+}  # fmt: skip
 
 
 class Qwen3OmniFamily(OmniFamily):
@@ -38,6 +72,7 @@ class Qwen3OmniFamily(OmniFamily):
     inexact_switches = OMNI_ASIDE
     pads_audio_to_window = False
     audio_tokens_per_second = 13.0
+    full_shapes = QWEN3_OMNI_SHAPES
 
     def lora_target_modules(self, model: object, targets: str) -> list[str]:
         # Given the regex, PEFT 0.21 also wraps modules it does not match here (the audio encoder's attention, the

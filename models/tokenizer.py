@@ -16,11 +16,12 @@ QWEN_CHAT_TOKENS = ("<|im_start|>", "<|im_end|>")
 
 def tiny_tokenizer_words() -> list[str]:
     """The words the tiny tokenizer learns as whole tokens: prompts, chat template, toy questions and answers."""
-    from data import toy, toy_instruct
+    from data import toy
     from data.prompts import DEFAULT_SYSTEM_PROMPT, PROMPT_TEMPLATES
+    from data.toy import instruct
 
     texts = [*PROMPT_TEMPLATES.values(), DEFAULT_SYSTEM_PROMPT, "system user assistant Audio think answer"]
-    texts += toy_instruct.vocabulary()
+    texts += instruct.vocabulary()
     texts += toy.question_texts("train") + toy.question_texts("val") + toy.question_texts("test")
     texts += list(toy.ANSWER_WORDS)
     words = sorted({w for t in texts for w in re.findall(r"[A-Za-z]+", t)})

@@ -50,6 +50,7 @@ import pytest
 from analysis.runs import RunTables
 from data.io import write_json_atomic
 from data.scoring import compute_metrics, extract_answer
+from experiments.profiles import PROFILES
 
 PROFILE = "toy"
 VERSION = "toy-1a2b3c4d"
@@ -251,7 +252,7 @@ def _config(spec: RunSpec, out: Path) -> dict[str, Any]:
         "table2_row": spec.table2_row,
     }  # fmt: skip
     config = {
-        "experiment": experiment, "profile": spec.profile, "profile_model": "toy-instruct", "seed": spec.seed,
+        "experiment": experiment, "profile": spec.profile, "profile_model": PROFILES[spec.profile].model, "seed": spec.seed,
         "adhoc": spec.adhoc, "output_dir": str(out), "base_model": spec.base_model,
     }  # fmt: skip
     if trained:  # a few of the many Hugging Face TrainingArguments keys the WandbCallback adds

@@ -87,7 +87,7 @@ def test_wandb_variables_reach_the_offline_run_and_its_record(smoke_run):
     run = tables.runs.iloc[0]
     assert run["name"] == "my run" and run["group"] == "my-group" and run["state"] == "finished"
     # The suite's tags first (analysis reads the profile as the second tag), then WANDB_TAGS, stripped.
-    assert run["tags"] == ("grpo", "smoke", "p2", "adhoc", "ablation", "lr-sweep")
+    assert run["tags"] == ("grpo", "smoke", "p2", "model:tiny", "adhoc", "ablation", "lr-sweep")
     record = json.loads((smoke_run.out / WANDB_RUN_FILE).read_text())
     used = {"mode": "offline", "project": "my-project", "name": "my run", "group": "my-group",
             "tags": list(run["tags"]), "from_env": ["WANDB_PROJECT", "WANDB_NAME", "WANDB_RUN_GROUP", "WANDB_TAGS"]}  # fmt: skip

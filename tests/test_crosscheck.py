@@ -37,7 +37,8 @@ from analysis.figures import FIGURES, _collect, _legend_handles, _series, figure
 from analysis.figures import main as figures_main
 from analysis.runs import RunTables, read_offline_runs
 from analysis.select import eval_rows, pick_runs, run_adhoc_reasons, select_checkpoints
-from analysis.table2 import MixedDecodingError, build_table2, default_out_dir, render_markdown
+from analysis.sources import default_out_dir
+from analysis.table2 import MixedDecodingError, build_table2, render_markdown
 from analysis.table2 import main as table2_main
 from tests.analysis_fixtures import AnalysisFixture, write_runs
 from tests.analysis_fixtures import copy_run_dir as _copy_run_dir
@@ -197,7 +198,7 @@ def test_run_dir_without_complete_marker_is_reported(
     (run_dir / "run_complete.json").unlink()
     moved = _moved(tables, "grpo3s0", run_dir)
     assert _problems_of(_check(moved), "grpo3s0") == [(INCOMPLETE, ())]
-    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (moved, "offline W&B runs"))
+    monkeypatch.setattr("analysis.sources.read_runs", lambda args, experiments: (moved, "offline W&B runs"))
     assert table2_main(["--profile", "toy", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert (f"grpo-p3 seed 0, run grpo3s0 (grpo-p3-toy-s0), run dir {run_dir}: no run_complete.json: the run never "
@@ -319,8 +320,8 @@ def test_reports_go_to_a_folder_per_profile(
     assert default_out_dir("smoke") == Path("reports/smoke") and default_out_dir("toy") == Path("reports/toy")
     smoke = tables
     for run_id in tables.runs["run_id"]:
-        smoke = _with_config(smoke, run_id, lambda config: config.update(profile="smoke"))
-    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (smoke, "offline W&B runs"))
+        smoke = _with_config(smoke, run_id, lambda config: config.update(profile="smoke", profile_model="tiny"))
+    monkeypatch.setattr("analysis.sources.read_runs", lambda args, experiments: (smoke, "offline W&B runs"))
     monkeypatch.chdir(tmp_path)  # the default is relative to the working directory: never the repository's here
     assert table2_main(["--profile", "smoke"]) == 0
     assert figures_main(["fig4", "--profile", "smoke"]) == 0

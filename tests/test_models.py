@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from data.prompts import build_conversation, render_prompt
-from models.loading import load_model_and_processor, save_model
+from models.loading import load_model_and_processor
 from models.qwen2_audio import build_tiny_model
+from models.saving import save_model
 from models.tokenizer import build_tiny_tokenizer
 from tests.helpers import TEST_WORDS, tone
 

@@ -248,7 +248,7 @@ def test_mixed_versions_fail_unless_allowed(
     assert "Mixed benchmark versions" in md
     assert ",grpo-p3,f0a4a97," in render_csv(table)
 
-    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
+    monkeypatch.setattr("analysis.sources.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
     assert main(["--profile", "toy", "--out", str(tmp_path / "refused")]) == 1
     assert "--allow-mixed-versions" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
@@ -382,7 +382,7 @@ def test_mixed_compute_dtypes_refused_unless_allowed(
     assert message.count("python -m experiments run") == 1  # only the odd run
     assert "--allow-mixed-decoding" in message
 
-    monkeypatch.setattr("analysis.table2.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
+    monkeypatch.setattr("analysis.sources.read_runs", lambda args, experiments: (mixed, "offline W&B runs"))
     assert main(["--profile", "toy", "--out", str(tmp_path / "refused")]) == 1
     assert "compute dtype bfloat16" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
@@ -595,3 +595,22 @@ def test_a_run_directory_without_a_w_and_b_run_is_named(tables: RunTables, tmp_p
     assert f"sft-full seed 3: left out: the run directory {never_started}" in md and "has no W&B run" in md
     assert str(chosen) not in md
     assert str(killed) not in render_markdown(build_table2(tables, "toy"))  # without run_dirs: no scan
+
+
+def test_runs_of_another_model_never_share_a_row(tables: RunTables) -> None:
+    """A run's model (config.profile_model) is part of its identity: the default table leaves a run of another
+    model out, and that model's table (``--model``) takes only its runs, labelled with the model."""
+    runs = tables.runs.copy()
+    configs = [copy.deepcopy(c) for c in runs["config"]]
+    moved = next(i for i, c in enumerate(configs) if c["experiment"]["name"] == "grpo-p2")
+    configs[moved]["profile_model"] = "toy-qwen2.5-omni"
+    runs["config"] = configs
+    other = RunTables(runs=runs, history=tables.history, problems=list(tables.problems))
+    default = select_checkpoints(other, "toy")
+    moved_id = str(runs["run_id"].iloc[moved])
+    assert moved_id not in {c.run_id for cs in default.chosen.values() for c in cs}
+    omni = select_checkpoints(other, "toy", model="toy-qwen2.5-omni")
+    assert [c.run_id for cs in omni.chosen.values() for c in cs] == [moved_id]
+    assert "grpo-p2" in omni.chosen and "direct" in omni.missing and omni.model == "toy-qwen2.5-omni"
+    with pytest.raises(MissingRunsError, match="MODEL=toy-qwen2.5-omni"):
+        build_table2(other, "toy", model="toy-qwen2.5-omni")

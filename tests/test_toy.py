@@ -1,5 +1,6 @@
-"""Tests for data/toy.py: determinism, the AVQA and MMAU formats, phrasings, chance level, balance, and learnability
-(data/toy_check.py's simple-feature check). The text-only oracles are tested in tests/test_toy_check.py."""
+"""Tests for data/toy/ (generate, world, synth, cli): determinism, the AVQA and MMAU formats, phrasings, chance level,
+balance, and learnability (data/toy/check.py's simple-feature check). The text-only oracles are tested in
+tests/test_toy_check.py."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data import toy, toy_check
+from data import toy
 from data.schema import Item
+from data.toy import check, cli
 
 SEED = 3
 # Big enough for 20 easy train items per sub-category (learnability), small enough to generate in about 2 s.
@@ -277,7 +279,7 @@ def test_answers_are_balanced(world: Path) -> None:
 
 def test_each_family_is_learnable_from_the_audio(world: Path) -> None:
     """One simple numpy feature per sub-category separates the answers of easy train items far above chance."""
-    acc = toy_check.separability(world, "train")
+    acc = check.separability(world, "train")
     for task, subs in toy.SUB_CATEGORIES.items():
         assert max(acc[s]["easy"] for s in subs) >= 0.95, (task, acc)
         for s in subs:
@@ -289,8 +291,8 @@ def test_shift_keeps_the_labels(world: Path) -> None:
     from data.audio import load_audio
 
     def feats(path: Path, sub: str) -> list[float]:
-        f = toy_check.simple_features(load_audio(path))
-        return [f[k] for k in toy_check.SANITY_FEATURES[sub]]
+        f = check.simple_features(load_audio(path))
+        return [f[k] for k in check.SANITY_FEATURES[sub]]
 
     train: dict[str, list[tuple[list[float], str]]] = {}
     for r in avqa(world, "train"):
@@ -329,7 +331,7 @@ def test_make_clip_respects_the_window_and_rejects_bad_labels() -> None:
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert toy.main(["--out", str(tmp_path), "--seed", "1", "--sizes", "train=6,val=3,test=6", "--no-progress"]) == 0
+    assert cli.main(["--out", str(tmp_path), "--seed", "1", "--sizes", "train=6,val=3,test=6", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     manifest = json.loads((tmp_path / "world.json").read_text(encoding="utf-8"))
     assert "chance accuracy" in printed and f"train overall {manifest['chance']['train']['overall']:.3f}" in printed

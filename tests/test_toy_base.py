@@ -12,25 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from data import toy_instruct
 from data.io import sources_digest
 from data.prompts import OPEN_PROMPT, check_prompt_id, prompt_text, sft_target
 from data.schema import Item
-from data.toy_world import ANSWER_WORDS, CAPTIONS, SPECS
+from data.toy import instruct
+from data.toy.world import ANSWER_WORDS, CAPTIONS, SPECS
 from experiments import toy_base
 from models.evaluate import _names_a_choice
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Item]:
-    return toy_instruct.instruct_items(tmp_path_factory.mktemp("instruct"), 240, seed=3)
+    return instruct.instruct_items(tmp_path_factory.mktemp("instruct"), 240, seed=3)
 
 
 def test_captions_teach_perception_in_words_with_no_options(corpus: list[Item]) -> None:
     captions = [it for it in corpus if not it.choices]
     assert 0.15 < len(captions) / len(corpus) < 0.45  # caption_fraction 0.3
     for it in captions:
-        assert it.question in toy_instruct.CAPTION_QUESTIONS and toy_instruct.prompt_for(it) == OPEN_PROMPT
+        assert it.question in instruct.CAPTION_QUESTIONS and instruct.prompt_for(it) == OPEN_PROMPT
         assert it.answer in CAPTIONS.values()
         assert it.answer == CAPTIONS[(it.sub_category, it.record["clip_label"])]
 
@@ -47,13 +47,13 @@ def test_multiple_choice_never_asks_the_benchmarks_question(corpus: list[Item], 
     """Generic questions only; the right option is drawn at random (own_correct is 0 by default)."""
     benchmark_questions = {q for s in SPECS.values() for q in (*s.train, *s.video, *s.test)}
     mc = [it for it in corpus if it.choices]
-    assert mc and {toy_instruct.prompt_for(it) for it in mc} == {"p1", "p2", "p3"}
+    assert mc and {instruct.prompt_for(it) for it in mc} == {"p1", "p2", "p3"}
     for it in mc:
-        assert it.question in toy_instruct.GENERIC_QUESTIONS and it.question not in benchmark_questions
+        assert it.question in instruct.GENERIC_QUESTIONS and it.question not in benchmark_questions
         assert it.answer in it.choices and 2 <= len(it.choices) <= 5 and set(it.choices) <= set(ANSWER_WORDS)
     own = [it for it in mc if sorted(it.choices) == sorted(SPECS[it.sub_category].labels)]
     assert 0.6 < len(own) / len(mc) < 0.9  # own_options_fraction 0.75 (a few random draws match by chance)
-    blind = toy_instruct.instruct_items(
+    blind = instruct.instruct_items(
         tmp_path / "own", 400, seed=1, caption_fraction=0.0, own_options_fraction=1.0, own_correct=0.0
     )
     hits = sum(it.record["clip_label"] == it.answer for it in blind)
@@ -62,7 +62,7 @@ def test_multiple_choice_never_asks_the_benchmarks_question(corpus: list[Item], 
 
 
 def test_own_correct_hands_the_base_the_mapping(tmp_path: Path) -> None:
-    items = toy_instruct.instruct_items(
+    items = instruct.instruct_items(
         tmp_path, 100, seed=0, caption_fraction=0.0, own_options_fraction=1.0, own_correct=1.0
     )
     assert all(it.record["clip_label"] == it.answer for it in items)
@@ -71,7 +71,7 @@ def test_own_correct_hands_the_base_the_mapping(tmp_path: Path) -> None:
 def test_known_sub_categories_are_taught_and_no_other(tmp_path: Path) -> None:
     """The base knows exactly ``known``: there the right option is always the clip's answer, elsewhere chance."""
     known = ("beep_count", "speaker")
-    items = toy_instruct.instruct_items(
+    items = instruct.instruct_items(
         tmp_path, 400, seed=2, caption_fraction=0.0, own_options_fraction=1.0, own_correct=0.0, known=known
     )
     taught = [it for it in items if it.sub_category in known]
@@ -81,7 +81,7 @@ def test_known_sub_categories_are_taught_and_no_other(tmp_path: Path) -> None:
     chance = sum(1 / len(it.choices) for it in rest)
     assert abs(hits - chance) < 4 * chance**0.5
     with pytest.raises(ValueError, match="not toy sub-categories"):
-        toy_instruct.instruct_items(tmp_path / "bad", 1, known=("beep_counts",))
+        instruct.instruct_items(tmp_path / "bad", 1, known=("beep_counts",))
 
 
 def test_the_default_base_knows_only_some_question_types() -> None:
@@ -110,12 +110,17 @@ def test_listed_option_means_the_answer_names_one_of_the_choices() -> None:
 def test_the_cache_key_covers_every_module_that_shapes_the_world_and_the_base() -> None:
     from data.toy import WORLD_MODULES
 
-    assert {"data.toy", "data.toy_world", "data.toy_synth"} <= set(WORLD_MODULES)
-    assert {"data.toy_instruct", "data.prompts", "models.qwen2_audio", "trainers.sft"} <= set(toy_base.BASE_MODULES)
-    assert sources_digest(["data.toy_world"]) != sources_digest(["data.toy_synth"])
-    assert sources_digest(["data.toy_world"], extra="a") != sources_digest(["data.toy_world"], extra="b")
+    assert {"data.toy.generate", "data.toy.world", "data.toy.synth"} <= set(WORLD_MODULES)
+    assert {"data.toy.instruct", "data.prompts", "trainers.sft"} <= set(toy_base.BASE_MODULES)
+    assert sources_digest(["data.toy.world"]) != sources_digest(["data.toy.synth"])
+    assert sources_digest(["data.toy.world"], extra="a") != sources_digest(["data.toy.world"], extra="b")
     spec = toy_base.ToyBaseSpec()
     assert toy_base._fingerprint(spec) != toy_base._fingerprint(toy_base.ToyBaseSpec(seed=1))
+    # The family's tiny twin shapes its base: another family is another base, in another directory.
+    omni = toy_base.ToyBaseSpec(family="qwen2.5-omni")
+    assert toy_base._fingerprint(spec) != toy_base._fingerprint(omni)
+    assert toy_base.base_dir("c", spec).name.startswith("toy-instruct-")
+    assert toy_base.base_dir("c", omni).name.startswith("toy-qwen2.5-omni-")
 
 
 def _stub_build(monkeypatch: pytest.MonkeyPatch, format_rate: float, listed: float) -> None:
@@ -130,7 +135,7 @@ def _stub_build(monkeypatch: pytest.MonkeyPatch, format_rate: float, listed: flo
 
     monkeypatch.setattr(toy_base, "_train", fake_train)
     monkeypatch.setattr(toy_base, "zero_shot_report", fake_report)
-    monkeypatch.setattr("models.tiny.ensure_tiny_model", lambda cache, seed=0: Path(cache) / "tiny")
+    monkeypatch.setattr("models.tiny.ensure_tiny_model", lambda cache, seed=0, family=None: Path(cache) / "tiny")
     monkeypatch.setattr("data.toy.ensure_world", lambda cache, seed=0, sizes=None: Path(cache) / "world")
 
 

@@ -1,4 +1,4 @@
-"""Tests for data/toy_check.py: chance, the text-only oracles, the "text cannot answer" gate, the audio classifier,
+"""Tests for data/toy/check.py: chance, the text-only oracles, the "text cannot answer" gate, the audio classifier,
 and ``python -m data.toy check`` (check.json, exit codes, the world it checks)."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data import toy, toy_check
-from data.toy_check import CheckItem
+from data import toy
+from data.toy import check, cli
+from data.toy.check import CheckItem
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_SIZES = "train=54,val=18,test=18"  # smaller than the smoke profile's, 6 train items per sub-category
@@ -38,7 +39,7 @@ def balanced(sub: str, n: int, pads: Sequence[str] = ()) -> list[CheckItem]:
 
 def test_label_oracle_uses_train_frequencies_and_splits_ties() -> None:
     train = [item(["a", "b", "c"], g, "t") for g in "aaabbcc"]  # a 3, b 2, c 2
-    freqs = toy_check.label_frequencies(train)
+    freqs = check.label_frequencies(train)
     cases = [
         (item(["a", "x"], "a", "t"), 1.0),  # the most frequent train answer is offered and right
         (item(["A", "x"], "a", "t"), 1.0),  # the MMAU rule: case does not matter
@@ -48,22 +49,22 @@ def test_label_oracle_uses_train_frequencies_and_splits_ties() -> None:
         (item(["a", "b", "c"], "a", "unseen"), 1 / 3),  # a type unknown to train: chance
     ]
     for it, expected in cases:
-        assert toy_check.label_oracle(it, freqs) == pytest.approx(expected), it
+        assert check.label_oracle(it, freqs) == pytest.approx(expected), it
 
 
 def test_position_oracle_uses_train_positions_per_number_of_choices() -> None:
     train = [item(["a", "b", "c", "d"], g, "t") for g in "aaab"] + [item(["a", "b"], g, "t") for g in "ab"]
-    freqs = toy_check.position_frequencies(train)
+    freqs = check.position_frequencies(train)
     assert freqs == {4: {0: 3, 1: 1}, 2: {0: 1, 1: 1}}
-    assert toy_check.position_oracle(item(["p", "q", "r", "s"], "p", "t"), freqs) == 1.0
-    assert toy_check.position_oracle(item(["p", "q", "r", "s"], "q", "t"), freqs) == 0.0
-    assert toy_check.position_oracle(item(["p", "q"], "q", "t"), freqs) == 0.5  # tie
-    assert toy_check.position_oracle(item(["p", "q", "r"], "r", "t"), freqs) == pytest.approx(1 / 3)  # unseen k
+    assert check.position_oracle(item(["p", "q", "r", "s"], "p", "t"), freqs) == 1.0
+    assert check.position_oracle(item(["p", "q", "r", "s"], "q", "t"), freqs) == 0.0
+    assert check.position_oracle(item(["p", "q"], "q", "t"), freqs) == 0.5  # tie
+    assert check.position_oracle(item(["p", "q", "r"], "r", "t"), freqs) == pytest.approx(1 / 3)  # unseen k
 
 
 def test_chance_is_the_mean_of_one_over_the_number_of_choices() -> None:
     test = [item(["high", "low", "x", "y", "z"][:k], "low") for k in (2, 3, 4, 5)]
-    row = toy_check.summarize({"train": balanced("note_height", 4), "test": test})["test"]
+    row = check.summarize({"train": balanced("note_height", 4), "test": test})["test"]
     expected = (1 / 2 + 1 / 3 + 1 / 4 + 1 / 5) / 4
     assert row["overall"]["chance"] == pytest.approx(expected, abs=1e-6)
     assert row["sub_category"]["note_height"]["chance"] == pytest.approx(expected, abs=1e-6)
@@ -72,7 +73,7 @@ def test_chance_is_the_mean_of_one_over_the_number_of_choices() -> None:
 
 def test_summary_reports_per_sub_category_and_overall() -> None:
     train = balanced("note_height", 8, pads=["middle", "rising"]) + balanced("speaker", 8)
-    summary = toy_check.summarize({"train": train, "val": train})
+    summary = check.summarize({"train": train, "val": train})
     val = summary["val"]
     assert set(val["sub_category"]) == {"note_height", "speaker"}
     assert val["sub_category"]["note_height"]["label_oracle"] == 0.5  # distractors are never right: 1 of 2 left
@@ -86,7 +87,7 @@ def test_val_and_test_are_scored_with_train_frequencies() -> None:
     """The oracle knows train, not the split it is scored on: a prior that flips between them does not help."""
     train = [item(["high", "low"], g) for g in ["high"] * 6 + ["low"] * 2]
     test = [item(["low", "high"], g) for g in ["high"] * 1 + ["low"] * 3]
-    summary = toy_check.summarize({"train": train, "test": test})
+    summary = check.summarize({"train": train, "test": test})
     assert summary["train"]["overall"]["label_oracle"] == 0.75
     assert summary["test"]["overall"]["label_oracle"] == 0.25  # always "high", right once in four
 
@@ -96,36 +97,34 @@ def test_val_and_test_are_scored_with_train_frequencies() -> None:
 
 def test_gate_flags_a_world_with_a_text_prior() -> None:
     padded = balanced("note_height", 8, pads=["middle", "rising"])  # the toy v1 prior: never-correct distractors
-    summary = toy_check.summarize({"train": padded, "val": padded, "test": padded})
-    bad = toy_check.failures(summary)
+    summary = check.summarize({"train": padded, "val": padded, "test": padded})
+    bad = check.failures(summary)
     assert [line.split(":")[0] for line in bad] == ["train", "val", "test"]
     assert "50.0% vs chance 25.0%" in bad[0] and "(label)" in bad[0]
 
 
 def test_gate_flags_skewed_answers_and_a_position_bias() -> None:
     skewed = [item(["high", "low"], g) for g in ["high"] * 6 + ["low"] * 2]  # both offered, but "high" is likelier
-    assert toy_check.failures(toy_check.summarize({"train": skewed}))
+    assert check.failures(check.summarize({"train": skewed}))
     first = [item(order, order[0]) for order in [("high", "low"), ("low", "high")] * 4]  # always the first choice
-    summary = toy_check.summarize({"train": first})
+    summary = check.summarize({"train": first})
     assert summary["train"]["overall"]["label_oracle"] == 0.5
     assert summary["train"]["overall"]["text_policy"] == "position"
-    assert toy_check.failures(summary) == [
-        "train: text-only oracle (position) 100.0% vs chance 50.0% (+50.0 points > 2)"
-    ]
+    assert check.failures(summary) == ["train: text-only oracle (position) 100.0% vs chance 50.0% (+50.0 points > 2)"]
 
 
 def test_gate_passes_a_world_whose_choices_are_the_full_label_set() -> None:
     fair = balanced("note_height", 8) + balanced("speaker", 8)
-    summary = toy_check.summarize({"train": fair, "val": fair, "test": fair[:8]})
+    summary = check.summarize({"train": fair, "val": fair, "test": fair[:8]})
     for split in ("train", "val", "test"):
         row = summary[split]["overall"]
         assert row["text_oracle"] == row["chance"] == 0.5 and row["margin_points"] == 0.0
-    assert toy_check.failures(summary) == []
+    assert check.failures(summary) == []
     # The bound is "at most chance + 2 points": exactly 2 passes, just above fails.
     row = {"overall": {"margin_points": 2.0, "text_policy": "label", "text_oracle": 0.27, "chance": 0.25}}
-    assert toy_check.failures({"val": row}) == []
+    assert check.failures({"val": row}) == []
     row["overall"]["margin_points"] = 2.01
-    assert len(toy_check.failures({"val": row})) == 1
+    assert len(check.failures({"val": row})) == 1
 
 
 # ----------------------------------------------------------------------------------------------- audio classifier
@@ -139,19 +138,17 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_audio_classifier_hears_the_answers(tiny_world: Path) -> None:
-    splits = {s: toy_check.load_split(tiny_world, s) for s in toy.SPLITS}
-    scores = toy_check.audio_scores(splits)
+    splits = {s: check.load_split(tiny_world, s) for s in toy.SPLITS}
+    scores = check.audio_scores(splits)
     assert [len(scores[s]) for s in toy.SPLITS] == [54, 18, 18]
-    summary = toy_check.summarize(splits, scores)
+    summary = check.summarize(splits, scores)
     for split in toy.SPLITS:
         assert summary[split]["overall"]["audio"] >= summary[split]["overall"]["chance"] + 0.15, summary[split]
     # Train's scores are the two-fold cross-validated ones of nearest_centroid_accuracy, per sub-category.
     for sub, row in summary["train"]["sub_category"].items():
         rows = [it for it in splits["train"] if it.sub_category == sub]
-        x = np.array([toy_check._sanity_features(it) for it in rows])
-        assert row["audio"] == pytest.approx(
-            toy_check.nearest_centroid_accuracy(x, [it.answer for it in rows]), abs=1e-6
-        )
+        x = np.array([check._sanity_features(it) for it in rows])
+        assert row["audio"] == pytest.approx(check.nearest_centroid_accuracy(x, [it.answer for it in rows]), abs=1e-6)
     # Silence in place of the test clips: the classifier no longer finds the answers.
     silent = tiny_world.parent / "silent.wav"
     from data.audio import write_wav
@@ -159,7 +156,7 @@ def test_audio_classifier_hears_the_answers(tiny_world: Path) -> None:
     write_wav(silent, np.zeros(16000, dtype=np.float32))
     deaf = {**splits, "test": [CheckItem(it.sub_category, it.task, it.choices, it.answer, silent)
                                for it in splits["test"]]}  # fmt: skip
-    deaf_summary = toy_check.summarize(deaf, toy_check.audio_scores(deaf))
+    deaf_summary = check.summarize(deaf, check.audio_scores(deaf))
     assert deaf_summary["test"]["overall"]["audio"] < summary["test"]["overall"]["audio"] - 0.3
 
 
@@ -187,7 +184,7 @@ def test_cli_generates_checks_and_passes_todays_world(tmp_path: Path, capsys: py
     out = tmp_path / "w"
     sizes = "train=108,val=108,test=108"  # 12 items per sub-category: every label and position count is equal
     args = ["check", "--out", str(out), "--seed", "1", "--sizes", sizes, "--no-progress"]
-    assert toy.main(args) == 0, capsys.readouterr().err
+    assert cli.main(args) == 0, capsys.readouterr().err
     captured = capsys.readouterr()
     assert "noise_colour" in captured.out and "check.json" in captured.out
     report = json.loads((out / "check.json").read_text(encoding="utf-8"))
@@ -200,16 +197,16 @@ def test_cli_generates_checks_and_passes_todays_world(tmp_path: Path, capsys: py
         for sub in report["splits"][split]["sub_category"].values():
             assert sub["text_oracle"] == pytest.approx(sub["chance"], abs=1e-9)
     # An existing world is checked as it is; --no-fail only reports.
-    assert toy.main(["check", "--out", str(out), "--no-progress", "--no-audio", "--no-fail"]) == 0
+    assert cli.main(["check", "--out", str(out), "--no-progress", "--no-audio", "--no-fail"]) == 0
     assert json.loads((out / "check.json").read_text(encoding="utf-8"))["splits"]["test"]["overall"]["audio"] is None
 
 
 def test_cli_refuses_to_check_a_different_world_than_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_fair_world(tmp_path)
-    assert toy.main(["check", "--out", str(tmp_path), "--seed", "3", "--no-audio"]) == 2
+    assert cli.main(["check", "--out", str(tmp_path), "--seed", "3", "--no-audio"]) == 2
     err = capsys.readouterr().err
     assert "world.json has seed 0, not the requested 3" in err and "another --out" in err
-    assert toy.main(["check", "--out", str(tmp_path), "--sizes", "train=5", "--no-audio"]) == 2
+    assert cli.main(["check", "--out", str(tmp_path), "--sizes", "train=5", "--no-audio"]) == 2
     assert not (tmp_path / "check.json").exists()
 
 
@@ -225,7 +222,7 @@ def test_cli_passes_a_fair_world_as_a_module(tmp_path: Path) -> None:
 
 def test_generator_cli_still_prints_separability(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``python -m data.toy --out DIR --check`` (the learnability print) works with the check moved out."""
-    assert toy.main(["--out", str(tmp_path), "--sizes", TINY_SIZES, "--no-progress", "--check"]) == 0
+    assert cli.main(["--out", str(tmp_path), "--sizes", TINY_SIZES, "--no-progress", "--check"]) == 0
     printed = capsys.readouterr().out
     assert "nearest-centroid accuracy" in printed and "beep_count" in printed
 
@@ -233,7 +230,7 @@ def test_generator_cli_still_prints_separability(tmp_path: Path, capsys: pytest.
 def test_the_default_world_passes_the_text_gate(tmp_path: Path) -> None:
     """The toy profile's own world (default sizes, seed 0): the text-only oracle stays within chance + 2 points."""
     out = tmp_path / "default"
-    assert toy.main(["check", "--out", str(out), "--no-progress", "--no-audio"]) == 0
+    assert cli.main(["check", "--out", str(out), "--no-progress", "--no-audio"]) == 0
     report = json.loads((out / "check.json").read_text(encoding="utf-8"))
     for split in toy.SPLITS:
         assert report["splits"][split]["overall"]["margin_points"] <= 2.0, report["splits"][split]["overall"]

@@ -137,7 +137,7 @@ def test_cpu_reruns_are_bit_identical_under_deterministic_algorithms(tmp_path, w
 def test_deterministic_setting_defaults_to_cpu_and_can_be_forced():
     import torch
 
-    from experiments.runner import deterministic_algorithms, run_deterministic
+    from experiments.compute import deterministic_algorithms, run_deterministic
     from experiments.spec import TrainSpec
 
     assert run_deterministic(TrainSpec()) is (not torch.cuda.is_available())

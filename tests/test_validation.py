@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from experiments.__main__ import main
+from experiments.compute import run_dtype
 from experiments.registry import REGISTRY
-from experiments.runner import ResolvedRun, check_same_run, resolve, run, run_dtype, validate
+from experiments.runner import ResolvedRun, check_same_run, resolve, run, validate
 from experiments.spec import LR_SCHEDULERS, EvalSpec, ExperimentError, TrainSpec, check_fields
 from tests.helpers import REPO, write_mmau_benchmark
 

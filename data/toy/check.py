@@ -8,8 +8,8 @@ The world in ``DIR`` is generated first (with the same options as ``python -m da
 ``DIR/world.json`` is absent. For each split (train, val, test), per sub-category and overall, it prints and writes
 to ``DIR/check.json``:
 
-* **chance**: the expected accuracy of a uniform pick among the listed choices (:func:`data.toy.chance_accuracy`,
-  the number world.json stores);
+* **chance**: the expected accuracy of a uniform pick among the listed choices
+  (:func:`data.toy.generate.chance_accuracy`, the number world.json stores);
 * **text-only oracles**: policies that see the question but not the audio. ``label`` knows each question type's
   label set and the TRAIN answer frequencies per question type, and picks the offered choice that was the train
   answer most often (a distractor that is never correct has frequency 0); ``position`` knows the train frequency of
@@ -44,9 +44,9 @@ import numpy as np
 
 from data.audio import SAMPLE_RATE
 from data.io import write_text_atomic
-from data.toy import _annotation_file, _plan, _tokens, chance_accuracy, generate_world, parse_sizes
-from data.toy_synth import _fast_len
-from data.toy_world import DIFFICULTIES, SPECS, SPLITS
+from data.toy.generate import annotation_file, chance_accuracy, generate_world, parse_sizes, split_plan, word_set
+from data.toy.synth import fast_len
+from data.toy.world import DIFFICULTIES, SPECS, SPLITS
 
 __all__ = [
     "MAX_TEXT_MARGIN_POINTS",
@@ -75,7 +75,7 @@ MAX_TEXT_MARGIN_POINTS = 2.0
 class CheckItem:
     """One question of a split, as the checks need it: its type, the offered choices, the gold text, the clip.
 
-    ``task`` and ``sub_category`` make it readable by :func:`data.toy.chance_accuracy` like a schema Item.
+    ``task`` and ``sub_category`` make it readable by :func:`~data.toy.generate.chance_accuracy` like a schema Item.
     """
 
     sub_category: str
@@ -86,14 +86,14 @@ class CheckItem:
 
     def hits(self) -> list[bool]:
         """Which choices the MMAU rule scores as correct (same lowercase word set as the gold answer)."""
-        gold = _tokens(self.answer)
-        return [_tokens(c) == gold for c in self.choices]
+        gold = word_set(self.answer)
+        return [word_set(c) == gold for c in self.choices]
 
 
 def load_split(world_dir: str | Path, split: str) -> list[CheckItem]:
     """The items of one split of a generated world (AVQA files for train/val, the MMAU file for test)."""
     world = Path(world_dir)
-    path = world / _annotation_file(split)
+    path = world / annotation_file(split)
     items = []
     for r in json.loads(path.read_text(encoding="utf-8")):
         if split == "test":
@@ -114,7 +114,7 @@ def label_frequencies(train: Iterable[CheckItem]) -> dict[str, Counter[frozenset
     """How often each answer (as its lowercase word set) is correct, per question type, on the train items."""
     freqs: dict[str, Counter[frozenset[str]]] = {}
     for item in train:
-        freqs.setdefault(item.sub_category, Counter())[_tokens(item.answer)] += 1
+        freqs.setdefault(item.sub_category, Counter())[word_set(item.answer)] += 1
     return freqs
 
 
@@ -136,7 +136,7 @@ def _expected_argmax_accuracy(scores: Sequence[float], hits: Sequence[bool]) -> 
 def label_oracle(item: CheckItem, freqs: Mapping[str, Counter[frozenset[str]]]) -> float:
     """Expected accuracy on ``item`` of picking the offered choice most often correct in train for its type."""
     counts = freqs.get(item.sub_category, Counter())
-    return _expected_argmax_accuracy([counts[_tokens(c)] for c in item.choices], item.hits())
+    return _expected_argmax_accuracy([counts[word_set(c)] for c in item.choices], item.hits())
 
 
 def position_oracle(item: CheckItem, freqs: Mapping[int, Counter[int]]) -> float:
@@ -257,7 +257,7 @@ def simple_features(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[st
     richness = float(np.log10(mean_power[freqs > 1.5 * peak].sum() / mean_power.sum() + 1e-8))
 
     # Autocorrelation pitch over the whole clip (via FFT): the strongest lag between 2.5 and 16.7 ms.
-    size = _fast_len(2 * len(x))  # zero padding to 2n makes the circular autocorrelation a linear one
+    size = fast_len(2 * len(x))  # zero padding to 2n makes the circular autocorrelation a linear one
     ac = np.fft.irfft(np.abs(np.fft.rfft(x - x.mean(), size)) ** 2, size)[: len(x)]
     lags = np.arange(int(sample_rate / 400), int(sample_rate / 60))
     f0 = sample_rate / lags[np.argmax(ac[lags])]
@@ -390,8 +390,8 @@ def separability(world_dir: str | Path, split: str = "train") -> dict[str, dict[
 
     world = Path(world_dir)
     manifest = json.loads((world / "world.json").read_text(encoding="utf-8"))
-    plan = _plan(int(manifest["seed"]), split, int(manifest["sizes"][split]))
-    recs = json.loads((world / _annotation_file(split)).read_text(encoding="utf-8"))
+    plan = split_plan(int(manifest["seed"]), split, int(manifest["sizes"][split]))
+    recs = json.loads((world / annotation_file(split)).read_text(encoding="utf-8"))
     rows: dict[tuple[str, str], list[tuple[list[float], str]]] = {}
     for r in recs:
         if split == "test":

@@ -1,7 +1,8 @@
 """The toy world's definition: its question types, their answers and phrasings, and every synthesis parameter.
 
-Pure data, no audio: :mod:`data.toy_synth` turns it into waveforms, :mod:`data.toy` into a dataset on disk,
-:mod:`data.toy_instruct` into the toy base model's instruct corpus, and :mod:`data.toy_check` checks a generated world.
+Pure data, no audio: :mod:`data.toy.synth` turns it into waveforms, :mod:`data.toy.generate` into a dataset on
+disk, :mod:`data.toy.instruct` into the toy base model's instruct corpus, and :mod:`data.toy.check` checks a generated
+world.
 
 Three task families, three sub-categories each (the AVQA ``question_type`` / MMAU ``sub-category``), each in three
 difficulties set by how far apart the classes' parameters are and by added noise:

@@ -9,7 +9,7 @@ types only (``known``), never the benchmark's questions:
 
 - **perception: captions** (``caption_fraction``, 30% by default): fresh clips of the toy world's sound kinds
   (never the world's own files) with an open question ("Describe the sound.") answered by the clip's caption in
-  words of its own ("a double beep", "a deep note", "a female voice"; ``CAPTIONS`` in :mod:`data.toy_world`). No
+  words of its own ("a double beep", "a deep note", "a female voice"; ``CAPTIONS`` in :mod:`data.toy.world`). No
   caption shares a word with an answer: the base cannot copy its way from a caption to an answer, a skill that
   earlier recipes showed to be learned or not by the luck of the seed.
 - **format: generic multiple choice** (the rest): a generic question ("Which option fits the clip?") with options
@@ -31,7 +31,7 @@ Each multiple-choice item is rendered with one of the three prompts (determinist
 bare choice as target, Prompt <2> with ``<answer>X</answer>``, Prompt <3> with a short generic thought then the
 answer. Captions use the open prompt (the question alone, answered in words; ``data.prompts.OPEN_PROMPT``).
 
-    python -m data.toy_instruct --out /tmp/instruct --n 400
+    python -m data.toy.instruct --out /tmp/instruct --n 400
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ import numpy as np
 from data.audio import write_wav
 from data.prompts import OPEN_PROMPT
 from data.schema import Item
-from data.toy_synth import make_clip
-from data.toy_world import ANSWER_WORDS, CAPTIONS, DIFFICULTIES, SPECS
+from data.toy.synth import make_clip
+from data.toy.world import ANSWER_WORDS, CAPTIONS, DIFFICULTIES, SPECS
 
 GENERIC_QUESTIONS = (
     "Which option fits the clip?",

@@ -1,10 +1,10 @@
 """Waveform synthesis for the toy world: :func:`make_clip` makes one clip of a sub-category with a given answer.
 
 Everything is numpy, seeded by the caller's generator; the parameters (and the train/test shift) are the data in
-:mod:`data.toy_world`. Clips are mono, 16 kHz, 1.0-2.0 s (the tiny model's 2 s window), peak-normalised (no task
+:mod:`data.toy.world`. Clips are mono, 16 kHz, 1.0-2.0 s (the tiny model's 2 s window), peak-normalised (no task
 depends on the absolute level).
 
-    python -c "import numpy as np; from data.toy_synth import make_clip; print(make_clip('tempo', 'fast', 'easy', np.random.default_rng(0)).shape)"
+    python -c "import numpy as np; from data.toy.synth import make_clip; print(make_clip('tempo', 'fast', 'easy', np.random.default_rng(0)).shape)"
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from data.audio import SAMPLE_RATE
-from data.toy_world import COMMON, DIFFICULTIES, FORMANTS, MAX_SECONDS, PARAMS, REGIME, SCHWA, SPECS
+from data.toy.world import COMMON, DIFFICULTIES, FORMANTS, MAX_SECONDS, PARAMS, REGIME, SCHWA, SPECS
 
-__all__ = ["make_clip"]
+__all__ = ["fast_len", "make_clip"]
 
 # ------------------------------------------------------------------------------------------------ synthesis helpers
 
@@ -59,7 +59,7 @@ def _harmonic_tone(freq: np.ndarray | float, n: int, amps: Sequence[float], phas
     return out
 
 
-def _fast_len(m: int) -> int:
+def fast_len(m: int) -> int:
     """Smallest 2^a * 3^b * 5^c >= m: FFTs of arbitrary (e.g. prime) lengths are up to 50x slower."""
     best = 1 << max(m - 1, 1).bit_length()
     p3 = 1
@@ -75,7 +75,7 @@ def _fast_len(m: int) -> int:
 
 def _coloured_noise(rng: np.random.Generator, n: int, alpha: float) -> np.ndarray:
     """Gaussian noise with power spectral density ~ f^-alpha (0 white, 1 pink, 2 brown), unit RMS, no DC."""
-    size = _fast_len(n)  # shaped circularly at a fast FFT length, then cut: stationary noise does not mind
+    size = fast_len(n)  # shaped circularly at a fast FFT length, then cut: stationary noise does not mind
     spec = np.fft.rfft(rng.standard_normal(size))
     freqs = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
     # Below 20 Hz the slope is held flat: a true 1/f^2 would put almost all energy in inaudible drift.
@@ -107,7 +107,7 @@ def _voice(n: int, f0: np.ndarray, formants: Sequence[float], bandwidths: Sequen
     Filtering is done in the frequency domain (numpy has no IIR filter and a Python sample loop would be ~100x
     slower); the 60 ms of zero padding absorbs the resonators' ring-out so nothing wraps around.
     """
-    size = _fast_len(n + _n(0.06))
+    size = fast_len(n + _n(0.06))
     phase = np.cumsum(f0) / SAMPLE_RATE
     pulses = np.zeros(size)
     pulses[1:n][np.diff(np.floor(phase)) > 0] = 1.0

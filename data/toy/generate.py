@@ -4,7 +4,7 @@ Run::
 
     python -m data.toy --out outputs/toy                      # train 3000, val 300, test 1980 items, seed 0
     python -m data.toy --out /tmp/toy --seed 1 --sizes train=300,val=30,test=60 --check
-    python -m data.toy check --out outputs/toy                # can text alone answer it? (see data/toy_check.py)
+    python -m data.toy check --out outputs/toy                # can text alone answer it? (see data/toy/check.py)
 
 It stands in for the study's data: ``train``/``val`` in the AVQA annotation format (the training set) and ``test``
 in the MMAU test-mini format (the out-of-distribution benchmark), so that every loader, trainer and scorer of the
@@ -19,8 +19,8 @@ Layout written under ``--out DIR``::
     DIR/test/mmau-test-mini.json, DIR/test/test-mini-audios/<id>.wav   MMAU format, answer = text
     DIR/world.json          manifest: seed, sizes, sub-categories, templates, the shift, chance accuracy per split
 
-The world is defined in :mod:`data.toy_world` (question types, answers, phrasings, parameters) and its clips are
-made by :mod:`data.toy_synth`. This module lays a world out on disk.
+The world is defined in :mod:`data.toy.world` (question types, answers, phrasings, parameters) and its clips are
+made by :mod:`data.toy.synth`. This module lays a world out on disk; the command line is :mod:`data.toy.cli`.
 
 **Text cannot answer** (world version 2). Every item offers exactly its sub-category's answers (2, 3 or 4 choices),
 in an order drawn so that each answer and each answer position is balanced within every split and sub-category:
@@ -30,7 +30,7 @@ a text-only policy that knows the label sets, the train label frequencies and th
 "videos"), as in AVQA, whose loader rewrites them.
 
 The test split is OUT OF DISTRIBUTION, like MMAU for a model trained on AVQA (the exact numbers are ``PARAMS`` and
-``COMMON`` in :mod:`data.toy_world`, also written to world.json under "shift"):
+``COMMON`` in :mod:`data.toy.world`, also written to world.json under "shift"):
 
 * question phrasings: held-out templates, never used in train/val (in any loader rewrite of "video");
 * every clip: peak level 0.25-0.5 instead of 0.5-0.9, background noise pink instead of white, at lower SNR
@@ -52,18 +52,17 @@ about 0.435 on every split (six 2-answer, two 3-answer and one 4-answer sub-cate
 :func:`chance_accuracy` computes it for any list of records or items; the generator prints it and stores it in
 world.json.
 
-Public API: :func:`generate_world`, :data:`DEFAULT_SIZES`, :data:`SUB_CATEGORIES`, :data:`ANSWER_WORDS`,
-:func:`question_texts`, :func:`chance_accuracy`, :func:`make_clip` (one waveform). The checks of a generated world
-(text-only oracles, the learnability check :func:`~data.toy_check.separability`) are in :mod:`data.toy_check`.
+Public API (also as ``data.toy.X``): :func:`generate_world`, :func:`ensure_world`, :func:`world_dir`,
+:data:`DEFAULT_SIZES`, :func:`question_texts`, :func:`chance_accuracy`; the world's data (:data:`SUB_CATEGORIES`,
+:data:`ANSWER_WORDS`, ...) is :mod:`data.toy.world`'s and :func:`make_clip` (one waveform) :mod:`data.toy.synth`'s.
+:func:`split_plan`, :func:`annotation_file` and :func:`word_set` are shared with the checks of a generated world
+(text-only oracles, the learnability check :func:`~data.toy.check.separability`), which are in :mod:`data.toy.check`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,10 +73,8 @@ import numpy as np
 
 from data.audio import SAMPLE_RATE, write_wav
 from data.io import build_once, sources_digest, write_text_atomic
-from data.toy_synth import make_clip
-from data.toy_world import (
-    ANSWER_WORDS,
-    CAPTIONS,
+from data.toy.synth import make_clip
+from data.toy.world import (
     COMMON,
     DIFFICULTIES,
     MAX_SECONDS,
@@ -91,21 +88,18 @@ from data.toy_world import (
 )
 
 __all__ = [
-    "ANSWER_WORDS",
-    "CAPTIONS",
-    "COMMON",
     "DEFAULT_SIZES",
-    "DIFFICULTIES",
-    "PARAMS",
-    "SPECS",
-    "SPLITS",
-    "SUB_CATEGORIES",
-    "TASKS",
+    "WORLD_MODULES",
+    "Slot",
+    "annotation_file",
     "chance_accuracy",
+    "ensure_world",
     "generate_world",
-    "make_clip",
     "parse_sizes",
     "question_texts",
+    "split_plan",
+    "word_set",
+    "world_dir",
 ]
 
 # Test: 1980 items (MMAU test-mini has 1000), so that one run's accuracy has a sampling std of about 1.1 points
@@ -121,7 +115,7 @@ _SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
 
 
 @dataclass(frozen=True)
-class _Slot:
+class Slot:
     """What one item of a split asks, fixed before any audio is made (so the split is balanced by construction)."""
 
     sub_category: str
@@ -137,7 +131,7 @@ def _balanced(rng: np.random.Generator, values: Sequence[Any], n: int) -> list[A
     return [cycled[i] for i in rng.permutation(n)]
 
 
-def _plan(seed: int, split: str, n: int) -> list[_Slot]:
+def split_plan(seed: int, split: str, n: int) -> list[Slot]:
     """Balanced assignment of task, sub-category, answer, difficulty, answer position and phrasing kind.
 
     Within each sub-category the answers, the difficulties and the answer positions are each balanced (counts
@@ -170,7 +164,7 @@ def _plan(seed: int, split: str, n: int) -> list[_Slot]:
     else:
         n_video = int(round(VIDEO_FRACTION * n))
         videos = [bool(v) for v in _balanced(rng, [True] * n_video + [False] * (n - n_video), n)] if n else []
-    return [_Slot(subs[i], labels[i], diffs[i], positions[i], videos[i]) for i in range(n)]
+    return [Slot(subs[i], labels[i], diffs[i], positions[i], videos[i]) for i in range(n)]
 
 
 def _choices(rng: np.random.Generator, spec: SubCategory, label: str, position: int) -> list[str]:
@@ -184,7 +178,7 @@ def _test_id(seed: int, index: int) -> str:
     return hashlib.sha256(f"r1-aqa-toy/{seed}/test/{index}".encode()).hexdigest()[:32]
 
 
-def _item(seed: int, split: str, index: int, slot: _Slot) -> tuple[dict[str, Any], np.ndarray, str]:
+def _item(seed: int, split: str, index: int, slot: Slot) -> tuple[dict[str, Any], np.ndarray, str]:
     """One record, its waveform and the wav path relative to the split directory."""
     rng = np.random.default_rng([seed, _SPLIT_CODE[split], index + 1])
     spec = SPECS[slot.sub_category]
@@ -225,7 +219,7 @@ def _item(seed: int, split: str, index: int, slot: _Slot) -> tuple[dict[str, Any
     return record, wave, rel
 
 
-def _annotation_file(split: str) -> str:
+def annotation_file(split: str) -> str:
     return "test/mmau-test-mini.json" if split == "test" else f"{split}/{split}_qa.json"
 
 
@@ -235,7 +229,7 @@ def _dumps(obj: Any) -> str:
 
 
 # Every module whose code shapes a generated world: a change to any of them must regenerate cached worlds.
-WORLD_MODULES = ("data.toy", "data.toy_world", "data.toy_synth", "data.audio")
+WORLD_MODULES = ("data.toy.generate", "data.toy.world", "data.toy.synth", "data.audio")
 
 
 def world_dir(cache_root: str | Path, seed: int = 0, sizes: Mapping[str, int] | None = None) -> Path:
@@ -297,7 +291,7 @@ def generate_world(
 
     out = Path(out_dir)
     sizes = _check_sizes(sizes)
-    plans = {split: _plan(seed, split, sizes[split]) for split in SPLITS}
+    plans = {split: split_plan(seed, split, sizes[split]) for split in SPLITS}
     records: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     bar = tqdm(total=sum(sizes.values()), desc="toy world", unit="clip", disable=not progress)
     for split in SPLITS:
@@ -310,7 +304,7 @@ def generate_world(
             records[split].append(record)
             bar.update(1)
         _remove_stale(split_dir / ("test-mini-audios" if split == "test" else "audio"), written)
-        write_text_atomic(out / _annotation_file(split), _dumps(records[split]))
+        write_text_atomic(out / annotation_file(split), _dumps(records[split]))
     bar.close()
     manifest = _manifest(seed, sizes, records)
     write_text_atomic(out / "world.json", _dumps(manifest))
@@ -332,7 +326,7 @@ def _manifest(seed: int, sizes: Mapping[str, int], records: Mapping[str, list[di
         "sizes": dict(sizes),
         "sample_rate": SAMPLE_RATE,
         "max_seconds": MAX_SECONDS,
-        "files": {split: _annotation_file(split) for split in SPLITS},
+        "files": {split: annotation_file(split) for split in SPLITS},
         "formats": {"train": "avqa", "val": "avqa", "test": "mmau-test-mini"},
         "sub_categories": SUB_CATEGORIES,
         "sub_category_specs": {
@@ -387,7 +381,8 @@ def question_texts(split: str) -> list[str]:
     return list(dict.fromkeys(texts))  # de-duplicated, order kept
 
 
-def _tokens(text: str) -> frozenset[str]:
+def word_set(text: str) -> frozenset[str]:
+    """The lowercase word set of ``text``: two texts the MMAU rule takes for the same answer have the same one."""
     import re
 
     return frozenset(re.findall(r"\b\w+\b", str(text).lower()))
@@ -422,8 +417,8 @@ def chance_accuracy(records_or_items: Iterable[Any]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for rec in records_or_items:
         choices, gold, task = _choices_answer_task(rec)
-        gold_tokens = _tokens(gold)
-        hits = sum(1 for c in choices if _tokens(c) == gold_tokens) if choices else 0
+        gold_tokens = word_set(gold)
+        hits = sum(1 for c in choices if word_set(c) == gold_tokens) if choices else 0
         sums[task] = sums.get(task, 0.0) + (hits / len(choices) if choices else 0.0)
         counts[task] = counts.get(task, 0) + 1
     n = sum(counts.values())
@@ -433,52 +428,3 @@ def chance_accuracy(records_or_items: Iterable[Any]) -> dict[str, Any]:
         "per_task": {t: round(sums[t] / counts[t], 6) for t in sorted(counts)},
         "n_per_task": dict(sorted(counts.items())),
     }
-
-
-# ------------------------------------------------------------------------------------------------ command line
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m data.toy --out DIR ...`` generates a world; ``python -m data.toy check ...`` checks one."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # A leading word, not an argparse subparser: the generator's own command line stays exactly as it was.
-    if argv[:1] == ["check"]:
-        from data import toy_check  # imported here: toy_check imports this module
-
-        return toy_check.main(argv[1:])
-    ap = argparse.ArgumentParser(
-        prog="python -m data.toy",
-        description=__doc__.split("\n")[0],
-        epilog="python -m data.toy check --out DIR: chance, text-only oracles and an audio classifier per split",
-    )
-    ap.add_argument("--out", required=True, help="output directory (created if missing)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sizes", default=None, help="e.g. train=3000,val=300,test=1980 (unnamed splits keep defaults)")
-    ap.add_argument("--check", action="store_true", help="also print simple-feature separability per sub-category")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    try:
-        sizes = parse_sizes(args.sizes)
-    except ValueError as e:
-        ap.error(str(e))
-    start = time.perf_counter()
-    manifest = generate_world(args.out, seed=args.seed, sizes=sizes, progress=not args.no_progress)
-    print(f"wrote {sum(sizes.values())} clips to {args.out} in {time.perf_counter() - start:.1f} s")
-    print("chance accuracy (uniform pick among the listed choices):")
-    for split in SPLITS:
-        c = manifest["chance"][split]
-        per = "  ".join(f"{t} {v:.3f}" for t, v in c["per_task"].items())
-        overall = "n/a" if c["overall"] is None else f"{c['overall']:.3f}"
-        print(f"  {split:5s} overall {overall}  {per}  (n={c['n']})")
-    if args.check:
-        print("nearest-centroid accuracy of one simple feature per sub-category (train, 2-fold):")
-        from data.toy_check import separability
-
-        for name, acc in separability(args.out, "train").items():
-            cells = "  ".join(f"{d} {acc[d]:.2f}" for d in DIFFICULTIES if d in acc)
-            print(f"  {name:15s} chance {acc['chance']:.2f}  {cells}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
