@@ -18,6 +18,7 @@ from experiments.profiles import model_slug
 from experiments.runner import ResolvedRun, check_same_run, for_resume, resolve, table2_experiments
 from experiments.spec import ExperimentError
 from experiments.tracking import run_name, run_tags
+from models.registry import family_of_checkpoint
 
 OMNI_TWINS = ("tiny-qwen2.5-omni", "tiny-qwen3-omni")
 
@@ -94,10 +95,9 @@ def test_checkpoint_directories_of_the_same_name_get_different_slugs(tmp_path):
     assert "/" not in model_slug("Qwen/Qwen3-Omni-30B-A3B-Instruct")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model", OMNI_TWINS)
 def test_every_table2_experiment_runs_on_the_omni_twins(model, capsys):
-    """``python -m experiments run E --profile smoke --model M`` for every E of Table 2 (issue 21's criterion)."""
+    """``python -m experiments run E --profile smoke --model M`` for every E of Table 2 (about 15 s a model)."""
     for name in table2_experiments():
         assert main(["run", name, "--profile", "smoke", "--model", model]) == 0, name
         run_dir = output_root() / "smoke" / model / name / "seed0"
@@ -105,8 +105,8 @@ def test_every_table2_experiment_runs_on_the_omni_twins(model, capsys):
         assert stored["profile_model"] == model
         metrics = json.loads((run_dir / "metrics.json").read_text())
         predictions = json.loads((run_dir / "predictions.json").read_text())
-        assert len(predictions) == metrics["n_items"] > 0, name  # every benchmark item answered
+        assert len(predictions) == metrics["n"] == 30, name  # every item of the smoke test split answered
         assert (run_dir / "run_complete.json").exists()
         if name != "direct":  # a training run's checkpoints hold that model's family
-            config = json.loads(next(Path(run_dir).glob("checkpoint-*/config.json")).read_text())
-            assert config["model_type"] in ("qwen2_5_omni_thinker", "qwen3_omni_moe_thinker"), config["model_type"]
+            checkpoint = sorted(Path(run_dir).glob("checkpoint-*"))[-1]
+            assert family_of_checkpoint(checkpoint).tiny_name == model, (name, checkpoint)
