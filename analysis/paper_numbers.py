@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 # The benchmark the paper's numbers were measured on (the original MMAU test-mini file).
 PAPER_BENCHMARK_VERSION = "a5cd89a"
+PAPER_BASE_MODEL = "Qwen2-Audio-7B-Instruct"  # the model the paper post-trained; its direct row is named after it
 
 TASK_COLUMNS: tuple[str, ...] = ("sound", "music", "speech", "avg")
 
@@ -45,7 +46,7 @@ class PaperRow:
 # The labels are the registry's ``table2_row`` strings (experiments/registry.py), so a run's config names its row.
 PAPER_ROWS: dict[str, PaperRow] = {
     "direct": PaperRow(
-        "Qwen2-Audio-7B-Instruct, direct inference", 54.95, 50.98, 42.04, 49.20, "direct",
+        f"{PAPER_BASE_MODEL}, direct inference", 54.95, 50.98, 42.04, 49.20, "direct",
         note="the paper quotes the MMAU leaderboard value for this row rather than measuring it",
     ),
     "sft-full": PaperRow("Full SFT + Prompt <1>", 60.96, 49.19, 45.35, 51.80, "sft-full"),

@@ -314,7 +314,7 @@ def load_model(model: str, base_model: str, dtype: Any) -> tuple[Any, Any]:
 def load_benchmarks(plan: Plan) -> None:
     """Load the test set of each profile with pending jobs once (into ``plan.benchmarks``) and check that it is the
     one each run was evaluated on; a mismatch, or a test set that cannot be loaded, goes into ``plan.problems``."""
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
 
     loaded = plan.benchmarks
     for job in plan.pending:
@@ -322,7 +322,7 @@ def load_benchmarks(plan: Plan) -> None:
         if profile.name not in loaded:
             try:
                 data = profile.data()
-                loaded[profile.name] = load_mmau(data.test_json, data.test_audio_dir,
+                loaded[profile.name] = load_benchmark(data.test_json, data.test_audio_dir,
                                                  version_label=profile.benchmark_label)  # fmt: skip
             except (DataError, FileNotFoundError) as exc:
                 loaded[profile.name] = str(exc)

@@ -68,6 +68,7 @@ from analysis.crosscheck import (
 )
 from analysis.paper_numbers import (
     MCNEMAR_PAIRS,
+    PAPER_BASE_MODEL,
     PAPER_BENCHMARK_VERSION,
     PAPER_ROWS,
     QUOTED_BASELINES,
@@ -129,7 +130,12 @@ class MeasuredRow:
 
     @property
     def label(self) -> str:
-        return self.paper.label if self.model_label is None else f"{self.paper.label} [{self.model_label}]"
+        if self.model_label is None:
+            return self.paper.label
+        # The paper's direct row names its base model ("Qwen2-Audio-7B-Instruct, direct inference"): on another
+        # model that name would mislabel the row, so it gives way to the model's own in brackets.
+        method = self.paper.label.removeprefix(f"{PAPER_BASE_MODEL}, ")
+        return f"{method} [{self.model_label}]"
 
     @property
     def silent_values(self) -> list[float] | None:

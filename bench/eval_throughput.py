@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from bench.machine import machine_info, write_result
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
     from models.loading import audio_window_seconds
     from models.registry import family_of
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         model, processor = random_model(args.shape)
         label = f"random-{args.shape}"
         seconds = min(args.clip_seconds, audio_window_seconds(processor))
-        bench = load_mmau(args.benchmark or synthetic_benchmark(tmp.name, args.n_items, seconds), args.audio_dir,
+        bench = load_benchmark(args.benchmark or synthetic_benchmark(tmp.name, args.n_items, seconds), args.audio_dir,
                           version_label="synthetic")  # fmt: skip
     else:
         from experiments.profiles import ensure_toy_world, resolve_model_name
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> dict:
         label = args.model.rstrip("/").split("/")[-1]
         if args.benchmark is None:
             world = ensure_toy_world()
-            bench = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy")
+            bench = load_benchmark(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy")
         else:
-            bench = load_mmau(args.benchmark, args.audio_dir)
+            bench = load_benchmark(args.benchmark, args.audio_dir)
     items = bench.items[: args.limit] if args.limit else bench.items
     family = family_of(model)
     configs = list(SWITCHES) if args.switches else [DEFAULT]

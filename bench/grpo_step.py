@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from bench.machine import machine_info, write_result
     from bench.shapes import is_tiny, random_model, synthetic_benchmark
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
     from models.audio_encoder import use_encoder_switches
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     use_encoder_switches(model, valid_frames=valid_frames, distinct_clips=distinct_clips)
     window = audio_window_seconds(processor)
     tmp = tempfile.TemporaryDirectory()
-    bench = load_mmau(synthetic_benchmark(tmp.name, 8, min(args.clip_seconds, window)), version_label="synthetic")
+    bench = load_benchmark(synthetic_benchmark(tmp.name, 8, min(args.clip_seconds, window)), version_label="synthetic")
     train = TrainSpec(learning_rate=1e-6, epochs=None, max_steps=args.steps, per_device_batch=1, grad_accum=1,
                       save_every=0, freeze_audio_encoder=args.freeze_audio,
                       gradient_checkpointing=args.gradient_checkpointing, valid_frame_encoder=valid_frames,

@@ -18,8 +18,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-TASKS: tuple[str, ...] = ("sound", "music", "speech")
-DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+from data.benchmark_registry import MMAU, MMAU_DIFFICULTIES, MMAU_TASKS, BenchmarkSpec
+
+TASKS: tuple[str, ...] = MMAU_TASKS
+DIFFICULTIES: tuple[str, ...] = MMAU_DIFFICULTIES
 
 _ANSWER_DOTALL = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # The original GRPO accuracy reward searched without DOTALL: an answer spanning lines fell back to the whole output.
@@ -119,44 +121,68 @@ def _group(counts: Mapping[str, list[int]]) -> dict[str, dict[str, Any]]:
     return {key: {"n": n, "n_correct": k, "accuracy": _pct(k, n)} for key, (k, n) in counts.items()}
 
 
-def compute_metrics(rows: Iterable[Any]) -> dict[str, Any]:
-    """Accuracy per task, micro average, per difficulty and per sub-category, with 95% Wilson intervals.
+def _ordered(values: Iterable[str], order: Sequence[str]) -> list[str]:
+    # Known values first in their natural order, anything else after, alphabetically.
+    values = set(values)
+    return [v for v in order if v in values] + sorted(v for v in values if v not in order)
 
-    Each row needs ``task``, ``difficulty``, ``sub_category`` and ``correct`` (dict keys or attributes). Percentages
-    are rounded to 2 decimals. ``avg`` is the micro average over all rows (what MMAU reports), not the mean of the
-    three task accuracies. A task with no rows is reported as ``None`` with n 0 rather than dropped, so that tables
-    keep their columns; rows with an unexpected task count in ``avg`` and get their own entry.
+
+def compute_metrics(rows: Iterable[Any], benchmark: BenchmarkSpec = MMAU) -> dict[str, Any]:
+    """Accuracy per column value (MMAU: task; MMAR: modality), micro average, and per breakdown, with 95% intervals.
+
+    Each row needs ``correct`` and the item attributes the benchmark breaks down by (dict keys or attributes):
+    ``task`` (the column value), and MMAU's ``difficulty`` and ``sub_category`` or MMAR's ``category`` and
+    ``sub_category``. Percentages are rounded to 2 decimals. ``avg`` is the micro average over all rows (what both
+    benchmarks report), not the mean of the column accuracies. A known column value with no rows is reported as
+    ``None`` with n 0 rather than dropped, so that tables keep their columns; rows with an unexpected value count in
+    ``avg`` and get their own entry.
     """
-    by_task: dict[str, list[int]] = {t: [0, 0] for t in TASKS}
-    by_diff: dict[str, list[int]] = {}
-    by_sub: dict[str, list[int]] = {}
+    columns = benchmark.columns
+    by_column: dict[str, list[int]] = {t: [0, 0] for t in columns.order}
+    by_breakdown: dict[str, dict[str, list[int]]] = {b.name: {} for b in benchmark.breakdowns}
     k_all = n_all = 0
     for row in rows:
         ok = int(bool(_get(row, "correct")))
         k_all += ok
         n_all += 1
-        task = _get(row, "task")
-        for table, key in ((by_task, task), (by_diff, _get(row, "difficulty")), (by_sub, _get(row, "sub_category"))):
+        cells = [(by_column, _get(row, columns.name))]
+        cells += [(by_breakdown[b.name], _get(row, b.name)) for b in benchmark.breakdowns]
+        for table, key in cells:
             if key is None:
                 continue
             cell = table.setdefault(str(key), [0, 0])
             cell[0] += ok
             cell[1] += 1
-    # Known difficulties first in their natural order, anything else after, alphabetically.
-    diff_order = [d for d in DIFFICULTIES if d in by_diff] + sorted(d for d in by_diff if d not in DIFFICULTIES)
-    accuracy = {t: _pct(k, n) for t, (k, n) in by_task.items()}
+    accuracy = {t: _pct(k, n) for t, (k, n) in by_column.items()}
     accuracy["avg"] = _pct(k_all, n_all)
-    ci95 = {t: _ci(k, n) for t, (k, n) in by_task.items()}
+    ci95 = {t: _ci(k, n) for t, (k, n) in by_column.items()}
     ci95["avg"] = _ci(k_all, n_all)
-    return {
+    out: dict[str, Any] = {
         "n": n_all,
         "n_correct": k_all,
         "accuracy": accuracy,
-        "n_by_task": {t: n for t, (_, n) in by_task.items()},
-        "by_difficulty": _group({d: by_diff[d] for d in diff_order}),
-        "by_sub_category": _group({s: by_sub[s] for s in sorted(by_sub)}),
-        "ci95": ci95,
+        f"n_by_{columns.name}": {t: n for t, (_, n) in by_column.items()},
     }
+    for b in benchmark.breakdowns:
+        counts = by_breakdown[b.name]
+        out[f"by_{b.name}"] = _group({v: counts[v] for v in _ordered(counts, b.order)})
+    out["ci95"] = ci95
+    return out
+
+
+def chance_percent(records: Sequence[Mapping[str, Any]]) -> float:
+    """Expected accuracy (%) of answering each item with one of its choices drawn uniformly, by the official rule.
+
+    A duplicated gold choice counts twice (either copy is right); an answer that is none of its choices (MMAR's
+    multi-answer items) is right only for a choice the rule accepts (a trailing-space twin, say).
+    """
+    if not records:
+        raise ValueError("chance_percent needs at least one record")
+    total = 0.0
+    for r in records:
+        choices = list(r["choices"])
+        total += sum(mmau_correct(c, r["answer"], choices) for c in choices) / len(choices)
+    return round(100.0 * total / len(records), 2)
 
 
 def _fmt_acc(acc: float | None) -> str:
@@ -168,14 +194,18 @@ def _fmt_ci(ci: Sequence[float] | None) -> str:
 
 
 def format_table(metrics: Mapping[str, Any]) -> str:
-    """A plain-text table of :func:`compute_metrics` output: tasks and average with n and 95% CI, then difficulty."""
+    """A plain-text table of :func:`compute_metrics` output: columns and average with n and 95% CI, then difficulty
+    (MMAU) or category layer (MMAR)."""
     acc, ci, n_task = metrics["accuracy"], metrics["ci95"], metrics["n_by_task"]
-    lines = [f"{'':<10} {'acc %':>6} {'n':>5}  95% CI (Wilson)", "-" * 45]
+    width = max([10] + [len(t) for t in acc])
+    lines = [f"{'':<{width}} {'acc %':>6} {'n':>5}  95% CI (Wilson)", "-" * (width + 35)]
     for task in [t for t in acc if t != "avg"]:
-        lines.append(f"{task:<10} {_fmt_acc(acc[task])} {n_task.get(task, 0):>5}  {_fmt_ci(ci.get(task))}")
-    lines.append(f"{'average':<10} {_fmt_acc(acc['avg'])} {metrics['n']:>5}  {_fmt_ci(ci.get('avg'))}")
-    if metrics.get("by_difficulty"):
-        lines.append("-" * 45)
-        for diff, cell in metrics["by_difficulty"].items():
-            lines.append(f"{diff:<10} {_fmt_acc(cell['accuracy'])} {cell['n']:>5}")
+        lines.append(f"{task:<{width}} {_fmt_acc(acc[task])} {n_task.get(task, 0):>5}  {_fmt_ci(ci.get(task))}")
+    lines.append(f"{'average':<{width}} {_fmt_acc(acc['avg'])} {metrics['n']:>5}  {_fmt_ci(ci.get('avg'))}")
+    # The first breakdown after the columns: MMAU's difficulty, MMAR's category layer.
+    first = next((k for k in ("by_difficulty", "by_category") if metrics.get(k)), None)
+    if first:
+        lines.append("-" * (width + 35))
+        for value, cell in metrics[first].items():
+            lines.append(f"{value:<{width}} {_fmt_acc(cell['accuracy'])} {cell['n']:>5}")
     return "\n".join(lines)

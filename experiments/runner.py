@@ -295,12 +295,14 @@ def evaluate_checkpoint(
 
     ``compute_dtype``: :func:`run_dtype` of the run the evaluation belongs to (None: the evaluator's default).
     """
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
     from models.evaluate import evaluate
     from models.loading import load_model_and_processor
 
     spec = eval_spec or EvalSpec()
-    bench = load_mmau(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label)
+    bench = load_benchmark(
+        benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label
+    )
     model_obj, processor = loaded if loaded is not None else load_model_and_processor(model)
     benchmark = bench.describe()
     return evaluate(

@@ -187,13 +187,13 @@ class _BuildBar(TrainerCallback):
 
 def zero_shot_report(model_dir: Path, world: Path, out: Path) -> dict[str, Any]:
     """The base on the toy test split, zero-shot with Prompt <2>, with real and silent audio."""
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
     from data.toy import chance_accuracy
     from models.evaluate import DecodingConfig, evaluate
     from models.loading import load_model_and_processor
 
     model, processor = load_model_and_processor(model_dir, device="cpu")
-    items = load_mmau(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy").items
+    items = load_benchmark(world / "test" / "mmau-test-mini.json", world / "test", version_label="toy").items
     decoding = DecodingConfig(max_new_tokens=32, batch_size=64)  # the toy profile's direct evaluation
     kw = dict(prompt_id="p2", decoding=decoding, progress=False, print_table=False)
     real = evaluate(model, processor, items, out / "real", **kw)

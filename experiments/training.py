@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from data.avqa import load_avqa
+from data.benchmark import load_benchmark
 from data.io import read_json, write_json_atomic
-from data.mmau import load_mmau
 from data.schema import DataError, Item
 from experiments.compute import (
     compute_settings,
@@ -128,7 +128,7 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
         if split.padded_short_audio:
             print(f"{split.file}: {len(split.padded_short_audio)} clips shorter than one audio token are padded with "
                   f"silence (ids in {out / report})")  # fmt: skip
-    test = load_mmau(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
+    test = load_benchmark(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
     return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
 
 

@@ -24,11 +24,12 @@ Every finished batch is appended to ``predictions.partial.jsonl`` (flushed), so 
 stopped: a rerun with the same settings skips the items already there; a rerun with different settings is refused
 rather than mixing two evaluations. At the end it writes, atomically,
 
-- ``predictions.json``: the benchmark's records in MMAU format, each with ``model_output`` and
-  ``model_prediction`` (both the *extracted* answer, so either version of the official MMAU script scores it
-  unchanged) and ``raw_output`` (the whole generation);
-- ``metrics.json``: accuracy per task, micro average, per difficulty and sub-category, 95% Wilson intervals, plus
-  the model, benchmark version, prompt id and
+- ``predictions.json``: the benchmark's records in its own format, each with every key its official scripts read
+  (MMAU: ``model_output`` and ``model_prediction``; MMAR: ``answer_prediction``; each the *extracted* answer, so
+  the official script scores it unchanged) and ``raw_output`` (the whole generation);
+- ``metrics.json``: accuracy per column (MMAU: task; MMAR: modality), micro average, per breakdown (MMAU:
+  difficulty, sub-category; MMAR: category layer, sub-category), 95% Wilson intervals, plus the model, benchmark
+  name and version, prompt id and
 
   - ``decoding``: ``source``, ``max_new_tokens``, batch size, speed switches, ``effective`` (the generation config
     ``generate`` actually used, read back from inside the call: sampling, beams, penalties, n-gram blocking, bad,
@@ -61,6 +62,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from data.audio import MIN_AUDIO_SAMPLES, AudioStats, load_audio, probe_audio
+from data.benchmark_registry import MMAU, BenchmarkSpec, get_benchmark
 from data.distributed import barrier, gather_objects, is_main, rank_and_size
 from data.io import JsonlAppender, read_jsonl, write_json_atomic
 from data.prompts import PROMPT_TEMPLATES, build_conversation, check_prompt_id, render_prompt
@@ -418,8 +420,8 @@ def _prefetched(batches: list[list[Item]], make: Callable[[list[Item]], Prepared
             yield batch
 
 
-def _output_record(item: Item, row: dict[str, Any]) -> dict[str, Any]:
-    """The item's own record (MMAU format) with the prediction keys the official script reads."""
+def _output_record(item: Item, row: dict[str, Any], spec: BenchmarkSpec) -> dict[str, Any]:
+    """The item's own record (its benchmark's format) with every prediction key its official scripts read."""
     rec = dict(item.record) if item.record else {}
     if "choices" not in rec:  # non-MMAU sources (AVQA-format val sets): write an MMAU-shaped record
         rec = {
@@ -427,8 +429,8 @@ def _output_record(item: Item, row: dict[str, Any]) -> dict[str, Any]:
             "answer": item.answer, "task": item.task, "category": item.category,
             "sub-category": item.sub_category, "difficulty": item.difficulty, "dataset": item.source,
         }  # fmt: skip
-    rec["model_output"] = row["prediction"]
-    rec["model_prediction"] = row["prediction"]
+    for key in spec.prediction_keys:  # MMAU: model_output and model_prediction; MMAR: answer_prediction
+        rec[key] = row["prediction"]
     rec["raw_output"] = row["raw_output"]
     # None for rows resumed from a partial file written before these were recorded.
     rec["n_new_tokens"] = row.get("n_new_tokens")
@@ -575,11 +577,13 @@ def evaluate(
     effective = plan.effective if plan.effective is not None else effective_generation(model, plan)
     hit = [done[i]["hit_limit"] for i in ids if "hit_limit" in done[i]]  # older partial rows lack it
 
+    spec = get_benchmark(str((benchmark or {}).get("name", MMAU.name)))
     per_item = [
-        {"task": i.task, "difficulty": i.difficulty, "sub_category": i.sub_category, "correct": done[i.id]["correct"]}
+        {"task": i.task, "difficulty": i.difficulty, "category": i.category, "sub_category": i.sub_category,
+         "correct": done[i.id]["correct"]}
         for i in items
-    ]
-    metrics = compute_metrics(per_item)
+    ]  # fmt: skip
+    metrics = compute_metrics(per_item, spec)
     metrics.update(
         model=model_name,
         benchmark=dict(benchmark or {}),
@@ -615,7 +619,7 @@ def evaluate(
         if stats.n_padded:
             print(f"{out_dir}: {stats.n_padded} clips shorter than {MIN_AUDIO_SAMPLES} samples (one audio token) were "
                   f"padded with silence, e.g. {stats.padded[0]}; all counted in metrics.json (audio.n_padded_short)")  # fmt: skip
-        write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id]) for i in items])
+        write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id], spec) for i in items])
         write_json_atomic(out_dir / "metrics.json", metrics)
         if progress if print_table is None else print_table:
             print(format_table(metrics))

@@ -16,8 +16,8 @@ import soundfile as sf
 
 from data.audio import AudioProbe, load_audio, probe_audio, probe_audio_files, write_wav
 from data.avqa import load_avqa
+from data.benchmark import load_benchmark
 from data.io import read_json
-from data.mmau import load_mmau
 from data.schema import DataError
 from models.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
 from models.qwen2_audio import build_tiny_model
@@ -137,20 +137,20 @@ def test_mmau_nan_clip_fails_the_load_naming_id_and_path(tmp_path: Path) -> None
     bench = write_mmau_benchmark(tmp_path / "b", n=4)
     nan = float_wav(tmp_path / "b" / "test-mini-audios" / "item002.wav", float("nan"))
     with pytest.raises(DataError) as e:
-        load_mmau(bench, version_label="unit")
+        load_benchmark(bench, version_label="unit")
     msg = str(e.value)
     assert msg.startswith(f"{bench}: 1 of 4 items have an unusable audio clip")
     assert f"id item002: {nan}: 1 of 8000 samples" in msg and "NaN" in msg
     assert "item001" not in msg and "item003" not in msg
     # Without the check the same file loads (the evaluator's load_audio still refuses the clip).
-    assert len(load_mmau(bench, version_label="unit", check_audio=False).items) == 4
+    assert len(load_benchmark(bench, version_label="unit", check_audio=False).items) == 4
 
 
 def test_mmau_corrupt_clip_among_100_fails_the_load(tmp_path: Path) -> None:
     bench = write_mmau_benchmark(tmp_path / "b", n=100)
     bad = garbage_wav(tmp_path / "b" / "test-mini-audios" / "item073.wav")
     with pytest.raises(DataError) as e:
-        load_mmau(bench, version_label="unit")
+        load_benchmark(bench, version_label="unit")
     msg = str(e.value)
     assert "1 of 100 items" in msg and f"id item073: {bad}: cannot read the audio header" in msg
 
@@ -160,7 +160,7 @@ def test_mmau_lists_ten_bad_clips_then_counts(tmp_path: Path) -> None:
     for i in range(12):
         truncated_data_wav(tmp_path / "b" / "test-mini-audios" / f"item{i:03d}.wav")
     with pytest.raises(DataError) as e:
-        load_mmau(bench, version_label="unit")
+        load_benchmark(bench, version_label="unit")
     msg = str(e.value)
     assert "12 of 14 items" in msg and "item009" in msg and "item010" not in msg and "... and 2 more" in msg
 
@@ -169,8 +169,8 @@ def test_mmau_missing_clips_keep_their_handling(tmp_path: Path) -> None:
     bench = write_mmau_benchmark(tmp_path / "b", n=4)
     (tmp_path / "b" / "test-mini-audios" / "item001.wav").unlink()
     with pytest.raises(DataError, match="missing"):
-        load_mmau(bench, version_label="unit")
-    loaded = load_mmau(bench, version_label="unit", allow_missing_audio=True)
+        load_benchmark(bench, version_label="unit")
+    loaded = load_benchmark(bench, version_label="unit", allow_missing_audio=True)
     assert loaded.missing_audio_ids == ["item001"] and len(loaded.items) == 3
 
 
@@ -267,7 +267,7 @@ def test_evaluate_refuses_a_corrupt_clip_while_planning(tiny, tmp_path: Path) ->
     # Items that bypassed the loader's check: the evaluator's length probe no longer swallows the decode error.
     model, processor = tiny
     bench, bad = _late_corrupt_benchmark(tmp_path)
-    items = load_mmau(bench, version_label="unit", check_audio=False).items
+    items = load_benchmark(bench, version_label="unit", check_audio=False).items
     wrapped, out = NoGenerate(model), tmp_path / "eval"
     with pytest.raises(DataError, match=re.escape(str(bad))):
         evaluate(wrapped, processor, items, out, decoding=DecodingConfig(batch_size=4, max_new_tokens=4),

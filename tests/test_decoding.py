@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from data.mmau import load_mmau
+from data.benchmark import load_benchmark
 from data.schema import DataError
 from models.evaluate import PARTIAL_NAME, DecodingConfig, _end_counts, evaluate, weights_dtype
 from models.loading import load_model_and_processor
@@ -46,7 +46,7 @@ def ckpts(tiny_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    return load_mmau(write_mmau_benchmark(tmp_path_factory.mktemp("bench"), n=8), version_label="unit")
+    return load_benchmark(write_mmau_benchmark(tmp_path_factory.mktemp("bench"), n=8), version_label="unit")
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ class ScriptedModel(CountingModel):
 
 
 def test_truncation_and_missing_answer_rates(ckpts, tmp_path):
-    bench = load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
+    bench = load_benchmark(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
     model, processor = load_model_and_processor(ckpts["plain"])
     scripted = ScriptedModel(model, processor)
     out = tmp_path / "eval"
@@ -221,7 +221,7 @@ def _strip_hit_limit(partial: Path) -> None:
 
 
 def test_truncation_rate_counts_only_rows_that_record_it(ckpts, tmp_path):
-    bench = load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
+    bench = load_benchmark(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
     model, processor = load_model_and_processor(ckpts["plain"])
     out, dec = tmp_path / "eval", DecodingConfig(batch_size=3, max_new_tokens=2, prefetch=False)
     with pytest.raises(KeyboardInterrupt):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from data.mmau import load_mmau, score_records
+from data.benchmark import load_benchmark, score_records
 from data.schema import DataError
 from models.evaluate import PARTIAL_NAME, DecodingConfig, evaluate
 from models.qwen2_audio import build_tiny_model
@@ -20,7 +20,7 @@ def tiny():
 
 @pytest.fixture()
 def bench(tmp_path):
-    return load_mmau(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
+    return load_benchmark(write_mmau_benchmark(tmp_path / "bench", n=10), version_label="unit")
 
 
 def test_outputs_in_mmau_format_and_rescorable(tiny, bench, tmp_path):
@@ -132,7 +132,7 @@ def test_a_clip_too_short_for_an_audio_token_is_padded_and_counted_in_metrics(ti
     path = write_mmau_benchmark(tmp_path / "bench", n=4)
     records = json.loads(path.read_text())
     write_wav(tmp_path / "bench" / records[1]["audio_id"], np.zeros(160, dtype=np.float32))  # 0.01 s
-    bench = load_mmau(path, version_label="unit")
+    bench = load_benchmark(path, version_label="unit")
     out = tmp_path / "eval"
     metrics = evaluate(model, processor, bench.items, out, decoding=DecodingConfig(batch_size=4, max_new_tokens=4),
                        progress=False)  # fmt: skip

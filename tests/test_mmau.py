@@ -1,4 +1,4 @@
-"""Tests of data.mmau (loader, version recognition, validation errors, scoring of prediction records) and the
+"""Tests of data.benchmark on MMAU test-mini (loader, version recognition, validation errors, scoring of prediction records) and the
 ``python -m data.score`` command line.
 
     .venv/bin/pytest tests/test_mmau.py -q
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from data.audio import write_wav
-from data.mmau import MMAU_VERSIONS, content_fingerprint, detect_version, load_mmau, score_records
+from data.benchmark import detect_version, load_benchmark, score_records
+from data.benchmark_registry import MMAU, content_fingerprint
 from data.schema import DataError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +53,7 @@ def _write(path: Path, obj: object) -> Path:
 def _load_quiet(path: Path, **kw: object):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_mmau(path, **kw)
+        return load_benchmark(path, **kw)
 
 
 # --- the real files -----------------------------------------------------------------------------------------------
@@ -61,9 +62,9 @@ def _load_quiet(path: Path, **kw: object):
 def test_version_detected(mmau_file: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a known file must not warn
-        bench = load_mmau(mmau_file, check_audio=False)
+        bench = load_benchmark(mmau_file, check_audio=False)
     assert bench.version == _label(mmau_file)
-    assert MMAU_VERSIONS[bench.sha256] == bench.version
+    assert MMAU.file_versions[bench.sha256] == bench.version
     assert len(bench.items) == 1000 and bench.missing_audio_ids == []
     assert bench.path == str(mmau_file)
 
@@ -78,7 +79,7 @@ def test_content_fingerprint_identifies_each_version(mmau_file: Path) -> None:
 
 
 def test_items_are_filled_and_categories_normalised(mmau_file: Path) -> None:
-    bench = load_mmau(mmau_file, check_audio=False)
+    bench = load_benchmark(mmau_file, check_audio=False)
     raw_lists = [it for it in bench.items if isinstance(it.record["category"], list)]
     assert len(raw_lists) == 13  # the quirk, kept untouched in the record
     assert all(isinstance(it.category, str) for it in bench.items)
@@ -117,10 +118,10 @@ def test_score_records_applies_rule_without_extraction() -> None:
 def test_not_a_list(tmp_path: Path) -> None:
     path = _write(tmp_path / "dict.json", {"id": "x"})
     with pytest.raises(DataError, match=r"dict\.json.*JSON list"):
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
     path = _write(tmp_path / "ints.json", [_rec(0), 3])
     with pytest.raises(DataError, match=r"ints\.json.*#1"):
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
 
 
 def test_missing_required_fields_lists_every_record(tmp_path: Path) -> None:
@@ -129,7 +130,7 @@ def test_missing_required_fields_lists_every_record(tmp_path: Path) -> None:
     del b["audio_id"], b["choices"]
     path = _write(tmp_path / "fields.json", [a, b, _rec(2)])
     with pytest.raises(DataError) as e:
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
     msg = str(e.value)
     assert "fields.json" in msg and "id-0 (missing answer)" in msg and "id-1 (missing audio_id, choices)" in msg
     assert "id-2" not in msg
@@ -140,13 +141,13 @@ def test_missing_id_named_by_position(tmp_path: Path) -> None:
     del rec["id"]
     path = _write(tmp_path / "noid.json", [_rec(0), rec])
     with pytest.raises(DataError, match=r"noid\.json.*#1"):
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
 
 
 def test_answer_not_in_choices_lists_all_ids(tmp_path: Path) -> None:
     path = _write(tmp_path / "ans.json", [_rec(0, answer="Dog"), _rec(1), _rec(2, answer="man")])
     with pytest.raises(DataError) as e:
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
     msg = str(e.value)
     assert "ans.json" in msg and "id-0" in msg and "id-2" in msg and "id-1" not in msg
 
@@ -154,13 +155,13 @@ def test_answer_not_in_choices_lists_all_ids(tmp_path: Path) -> None:
 def test_duplicate_ids(tmp_path: Path) -> None:
     path = _write(tmp_path / "dup.json", [_rec(0), _rec(1), _rec(0), _rec(2)])
     with pytest.raises(DataError, match=r"dup\.json.*duplicate ids: id-0$"):
-        load_mmau(path, check_audio=False)
+        load_benchmark(path, check_audio=False)
 
 
 def _audio_tree(tmp_path: Path, present: list[int], n: int = 4) -> Path:
     path = _write(tmp_path / "mini.json", [_rec(i) for i in range(n)])
     (tmp_path / "test-mini-audios").mkdir()
-    for i in present:  # real (tiny) wavs: load_mmau probes every clip that exists
+    for i in present:  # real (tiny) wavs: load_benchmark probes every clip that exists
         write_wav(tmp_path / "test-mini-audios" / f"id-{i}.wav", np.zeros(160, dtype=np.float32))
     return path
 
@@ -197,7 +198,7 @@ def test_all_audio_missing_is_an_error_even_when_allowed(tmp_path: Path) -> None
 def test_unknown_file_warns(tmp_path: Path) -> None:
     path = _write(tmp_path / "custom.json", [_rec(0), _rec(1, category=["Reasoning"])])
     with pytest.warns(UserWarning, match=r"custom\.json.*unknown"):
-        bench = load_mmau(path, check_audio=False)
+        bench = load_benchmark(path, check_audio=False)
     assert bench.version == "unknown" and len(bench.sha256) == 64
     assert bench.items[1].category == "Reasoning"
 
@@ -205,7 +206,7 @@ def test_unknown_file_warns(tmp_path: Path) -> None:
 def test_reserialised_known_file_keeps_its_version(tmp_path: Path, mmau_file: Path) -> None:
     copy = _write(tmp_path / "copy.json", json.loads(mmau_file.read_text(encoding="utf-8")))
     with pytest.warns(UserWarning, match="match"):
-        bench = load_mmau(copy, check_audio=False)
+        bench = load_benchmark(copy, check_audio=False)
     assert bench.version == _label(mmau_file)
 
 
@@ -274,5 +275,7 @@ def test_cli_unknown_version_and_missing_key(tmp_path: Path) -> None:
 def test_content_fingerprint_ignores_key_order() -> None:
     a = _rec(0)
     b = dict(reversed(list(a.items())))
-    assert content_fingerprint([a]) == content_fingerprint([b])
-    assert content_fingerprint([a]) != content_fingerprint([_rec(0, answer="Woman")])
+    assert content_fingerprint([a], MMAU.content_fields) == content_fingerprint([b], MMAU.content_fields)
+    assert content_fingerprint([a], MMAU.content_fields) != content_fingerprint(
+        [_rec(0, answer="Woman")], MMAU.content_fields
+    )

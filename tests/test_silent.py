@@ -49,7 +49,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory, tiny_dir: str, smoke_wo
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
     from experiments.profiles import get_profile
     from experiments.runner import resolve
     from experiments.spec import LoraSpec
@@ -57,7 +57,7 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory, tiny_dir: str, smoke_wo
 
     fx = write_runs(tmp_path_factory.mktemp("silent_runs"), _specs(str(tiny_dir)))
     data = get_profile("smoke").data()
-    benchmark = load_mmau(data.test_json, data.test_audio_dir, version_label="toy").describe()
+    benchmark = load_benchmark(data.test_json, data.test_audio_dir, version_label="toy").describe()
     for run_id, run_dir in fx.run_dirs.items():
         spec = fx.runs[run_id]
         resolved = resolve(spec.experiment, "smoke", spec.seed, output_dir=run_dir)

@@ -614,3 +614,15 @@ def test_runs_of_another_model_never_share_a_row(tables: RunTables) -> None:
     assert "grpo-p2" in omni.chosen and "direct" in omni.missing and omni.model == "toy-qwen2.5-omni"
     with pytest.raises(MissingRunsError, match="MODEL=toy-qwen2.5-omni"):
         build_table2(other, "toy", model="toy-qwen2.5-omni")
+
+
+def test_a_row_on_another_model_is_named_after_that_model() -> None:
+    """The paper's direct row names Qwen2-Audio-7B-Instruct; on another model the label must not."""
+    from analysis.table2 import MeasuredRow
+
+    def row(experiment: str, model_label: str | None) -> MeasuredRow:
+        return MeasuredRow(experiment, PAPER_ROWS[experiment], [], {}, {}, None, "", [], model_label=model_label)
+
+    assert row("direct", None).label == "Qwen2-Audio-7B-Instruct, direct inference"
+    assert row("direct", "toy-qwen2.5-omni").label == "direct inference [toy-qwen2.5-omni]"
+    assert row("sft-full", "toy-qwen2.5-omni").label == f"{PAPER_ROWS['sft-full'].label} [toy-qwen2.5-omni]"

@@ -154,13 +154,13 @@ def test_mmau_format(world: Path) -> None:
 
 def test_loaders_of_the_suite_read_the_world(world: Path) -> None:
     from data.avqa import load_avqa
-    from data.mmau import load_mmau
+    from data.benchmark import load_benchmark
 
     train = load_avqa(world / "train" / "train_qa.json", world / "train" / "audio")
     assert len(train.items) == SIZES["train"] and not train.skipped_missing_audio
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "matches no known MMAU version": expected for the toy file
-        bench = load_mmau(world / "test" / "mmau-test-mini.json")
+        bench = load_benchmark(world / "test" / "mmau-test-mini.json")
     assert len(bench.items) == SIZES["test"]
     assert toy.chance_accuracy(bench.items) == toy.chance_accuracy(mmau(world))
     assert toy.chance_accuracy(train.items) == toy.chance_accuracy(avqa(world, "train"))
