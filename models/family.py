@@ -155,6 +155,16 @@ class ModelFamily:
         model.generation_config = tiny_generation_config(processor.tokenizer)
         return model.eval(), processor
 
+    # -- positions for the shared-prompt switches ---------------------------------------------------------------------
+    def rope_positions(self, model: Any, input_ids: Any, attention_mask: Any, feature_attention_mask: Any) -> Any:
+        """``(position_ids, rope_deltas)`` exactly as the model's plain forward computes them for this batch, for a
+        family whose positions are not the 1-D ones the attention mask gives (multimodal RoPE); ``None`` for a
+        1-D family (the shared-prompt switches then use the mask's positions, as the plain pass does)."""
+        return None
+
+    def continue_positions(self, model: Any, rope_deltas: Any) -> None:
+        """Set the state the model's cached decoding continues its positions from (a no-op for a 1-D family)."""
+
     # -- switches --------------------------------------------------------------------------------------------------
     def allows(self, switch: str, requested: bool = True) -> bool:
         """Whether ``switch`` may run for this family: requested and exact. Standing aside is said once."""

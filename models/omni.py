@@ -155,6 +155,18 @@ class OmniFamily(ModelFamily):
         config.pad_token_id = tok.pad_token_id
         return config
 
+    def rope_positions(self, model: Any, input_ids: Any, attention_mask: Any, feature_attention_mask: Any) -> Any:
+        # The thinker's own index function, as its plain forward calls it (compute_3d_position_ids): 3-D positions
+        # (time, height, width) and the per-row delta that cached decoding adds to the mask's 1-D positions. For
+        # audio and text alone the three rows are the mask's positions, but this is what the forward does.
+        lengths = None if feature_attention_mask is None else feature_attention_mask.sum(-1)
+        return self.backbone(model).get_rope_index(input_ids, attention_mask=attention_mask, audio_seqlens=lengths)
+
+    def continue_positions(self, model: Any, rope_deltas: Any) -> None:
+        # generate() continues from a given cache with the mask's positions plus the backbone's stored rope_deltas
+        # (_prepare_position_ids_for_generation); left from an earlier call, they would belong to another batch.
+        self.backbone(model).rope_deltas = rope_deltas
+
     def build_tiny(self, seed: int = 0, *, words: Iterable[str] | None = None) -> tuple[Any, Any]:
         import torch
 

@@ -21,10 +21,6 @@ OMNI_ASIDE = {
     "feature_attention_mask), so there is nothing to cut",
     "distinct_clip_encoder": "written for Qwen2-Audio's encoder call (one padded row per clip); the Omni encoder "
     "takes the clips' valid frames packed into one sequence",
-    "shared_prompt_prefill": "multimodal RoPE: positions depend on the audio length, and the shared cache is built "
-    "with Qwen2-Audio's 1-D positions",
-    "shared_prompt_scoring": "multimodal RoPE: positions depend on the audio length, and the shared pass uses "
-    "Qwen2-Audio's 1-D positions",
     "static_cache": "not tested against the dynamic cache for this family's multimodal RoPE",
 }
 

@@ -10,6 +10,7 @@ import torch
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
 from models.loading import load_model_and_processor
+from models.tiny import TINY_MODELS
 from trainers.grpo import build_grpo_trainer, grpo_config
 
 
@@ -202,10 +203,14 @@ def _scoring_batch(trainer, items, order=(0, 1, 0, 1, 0, 1), completion=5):
     return torch.tensor(ids), torch.tensor(mask), fields
 
 
+@pytest.mark.parametrize("model_name", sorted(TINY_MODELS))
 @pytest.mark.parametrize("lora", [False, True])
-def test_shared_prompt_scoring_gives_the_plain_log_probs_and_gradients(lora, tiny_dir, smoke_train_items, tmp_path):
+def test_shared_prompt_scoring_gives_the_plain_log_probs_and_gradients(lora, model_name, smoke_train_items, tmp_path):
+    """Per family (the Omni thinkers: with the plain forward's multimodal RoPE positions, split at the prompt)."""
+    from experiments.profiles import resolve_model_name
+
     exp = dataclasses.replace(_exp(), lora=LoraSpec(dropout=0.0) if lora else None)
-    trainer = _trainer(tiny_dir, smoke_train_items, tmp_path, exp)
+    trainer = _trainer(resolve_model_name(model_name), smoke_train_items, tmp_path, exp)
     ids, mask, fields = _scoring_batch(trainer, smoke_train_items)
     model = trainer.model
     seen = []

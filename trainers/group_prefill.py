@@ -98,8 +98,13 @@ def generate_with_shared_prefill(
         kwargs.update(input_features=features, feature_attention_mask=feature_mask)
         return plain()
     prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
-    # generate() derives positions from the attention mask the same way: left padding keeps real tokens at 0, 1, ...
-    positions = (prefix_mask.long().cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
+    family = family_of(model)
+    rope = family.rope_positions(model, input_ids, attention_mask, feature_mask)
+    if rope is None:
+        # generate() derives positions from the attention mask the same way: left padding keeps real tokens at 0, 1..
+        positions = (prefix_mask.long().cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
+    else:  # multimodal RoPE: the positions the plain prefill computes for these rows
+        positions = rope[0][:, first, :-1]
     audio = (
         {} if features is None else {"input_features": features[first], "feature_attention_mask": feature_mask[first]}
     )
@@ -115,6 +120,8 @@ def generate_with_shared_prefill(
     )
     cache = out.past_key_values
     cache.batch_select_indices(inverse)
+    if rope is not None:  # every row continues from its own delta, as after the plain prefill
+        family.continue_positions(model, rope[1])
     return generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config,
                     past_key_values=cache, **kwargs)  # fmt: skip
 
@@ -205,17 +212,22 @@ def shared_prefix_logps(
                                       feature_attention_mask)  # fmt: skip
     if len(first) == input_ids.shape[0]:
         return None
-    # No position ids are passed, as in the plain pass: positions run 0..width-1 over the padded rows (RoPE only sees
-    # differences, so this is the plain pass's arithmetic), and the completion part continues after the cache.
+    # 1-D families: no position ids are passed, as in the plain pass: positions run 0..width-1 over the padded rows
+    # (RoPE only sees differences, so this is the plain pass's arithmetic), and the completion part continues after
+    # the cache. Multimodal RoPE: the positions the plain pass computes for the whole rows, split at the same place.
+    rope = family_of(unwrapped).rope_positions(unwrapped, input_ids, attention_mask, feature_attention_mask)
+    prefix_positions = {} if rope is None else {"position_ids": rope[0][:, first, :split]}
+    tail_positions = {} if rope is None else {"position_ids": rope[0][:, :, split:]}
     # Through the whole model (logits of one position only), so that ZeRO-3's hooks gather every weight it reads.
     prefix = unwrapped(input_ids=input_ids[first, :split], attention_mask=attention_mask[first, :split],
                        input_features=input_features[first], feature_attention_mask=feature_attention_mask[first],
-                       use_cache=True, logits_to_keep=1)  # fmt: skip
+                       use_cache=True, logits_to_keep=1, **prefix_positions)  # fmt: skip
     cache = prefix.past_key_values
     cache.batch_select_indices(inverse)
     ids = input_ids[:, split:]
     labels = ids.masked_fill(attention_mask[:, split:] == 0, -100)
-    out = model(input_ids=ids, attention_mask=attention_mask, past_key_values=cache, labels=labels, fused_lm_head=True)
+    out = model(input_ids=ids, attention_mask=attention_mask, past_key_values=cache, labels=labels, fused_lm_head=True,
+                **tail_positions)  # fmt: skip
     logps = out.log_probs[:, -logits_to_keep:]
     return logps, (out.entropy[:, -logits_to_keep:] if compute_entropy else None)
 
