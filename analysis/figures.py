@@ -54,11 +54,13 @@ from analysis.select import (
     eval_rows,
     last_per_step,
     missing_message,
+    model_flag,
     run_is_adhoc,
     select_checkpoints,
 )
 from analysis.silent import chance_level, read_silent, silent_command
 from data.io import write_bytes_atomic
+from experiments.profiles import model_slug
 
 TEST_AVG = "eval/test/avg"
 
@@ -404,7 +406,11 @@ def draw(
                 ax.set_xlim(0, last_step * 1.02)
         for ax in axes[len(spec.panels) :]:
             ax.set_visible(False)
-        fig.suptitle(f"{spec.title} (profile {profile}; test set: benchmark {', '.join(versions)})",
+        model = runs.selection.model
+        on_model = (
+            f"; model {model_slug(str(model))}" if model_flag(profile, model) else ""
+        )  # another than the profile's
+        fig.suptitle(f"{spec.title} (profile {profile}{on_model}; test set: benchmark {', '.join(versions)})",
                      fontsize=10, fontweight="bold", y=1 - 0.06 / spec.size[1], va="top")  # fmt: skip
         handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines, lv)
         fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, columnspacing=3.0)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analysis.figures import FIGURES, STYLES, draw, ema, ema_time_constant, main, write_figure
+from analysis.figures import FIGURES, STYLES, draw, ema, ema_time_constant, figure_runs, main, write_figure
 from analysis.runs import RunTables
 from analysis.select import MissingRunsError
 from tests.analysis_fixtures import AnalysisFixture
@@ -113,3 +113,18 @@ def test_levels_omitted_when_not_readable(tables: RunTables, tmp_path: Path) -> 
     legend = _legend_texts(fig)
     assert "chance level: n/a (no saved predictions here)" in legend
     assert "silent audio, Full SFT + Prompt <1>: not measured" in legend
+
+
+def test_a_figure_of_another_model_names_it_in_the_title(tables: RunTables) -> None:
+    """The figures of ``--model M`` draw M's runs only and say so; the profile's own model's figure does not."""
+    import copy
+
+    assert "model" not in draw(tables, FIGURES["fig3"], "toy")._suptitle.get_text()
+    runs = tables.runs.copy()
+    runs["config"] = [dict(copy.deepcopy(c), profile_model="toy-qwen2.5-omni") for c in runs["config"]]
+    other = RunTables(runs, tables.history, list(tables.problems))
+    picked = figure_runs(other, FIGURES["fig3"], "toy", model="toy-qwen2.5-omni")
+    title = draw(other, FIGURES["fig3"], "toy", runs=picked)._suptitle.get_text()
+    assert "profile toy; model toy-qwen2.5-omni;" in title
+    with pytest.raises(MissingRunsError, match="MODEL=toy-qwen2.5-omni"):
+        figure_runs(tables, FIGURES["fig3"], "toy", model="toy-qwen2.5-omni")
