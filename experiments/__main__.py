@@ -2,7 +2,7 @@
 
     python -m experiments list
     python -m experiments run direct [--profile toy|paper] [--model M] [--seed N] [--output-dir DIR] [--set k=v ...]
-    python -m experiments eval --model PATH_OR_ID --benchmark FILE [--audio-dir DIR] [--prompt p2]
+    python -m experiments eval --model PATH_OR_ID --benchmark FILE_OR_DATASET [--audio-dir DIR] [--split S] [--prompt p2]
     python -m experiments paper [--profile toy|paper] [--model M] [--seeds 0 1 2]   # every Table 2 run, not done
 
 Outputs go to ``outputs/<profile>/<experiment>/seed<N>/`` (``experiment.json``, ``predictions.json``,
@@ -78,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     p_paper.add_argument("--model", default=None, help=MODEL_HELP)
     p_paper.add_argument("--seeds", type=seed_arg, nargs="+", default=[0])
 
-    p_eval = sub.add_parser("eval", help="evaluate a checkpoint on an MMAU-format benchmark")
+    p_eval = sub.add_parser("eval", help="evaluate a checkpoint on a benchmark (MMAU test-mini, MMAR)")
     p_eval.add_argument("--model", required=True, help="hub id, checkpoint directory or local model ("
                         + ", ".join(LOCAL_MODELS) + ")")  # fmt: skip
-    p_eval.add_argument("--benchmark", required=True, help="MMAU-format question JSON")
-    p_eval.add_argument("--audio-dir", default=None, help="directory that audio_id paths are relative to")
+    p_eval.add_argument("--benchmark", required=True,
+                        help="question file (MMAU or MMAR, JSON or JSON lines), or a datasets dataset: a Hub id in "
+                        "the local cache, a parquet file or a saved dataset directory (docs/benchmarks.md)")  # fmt: skip
+    p_eval.add_argument("--audio-dir", default=None, help="directory that the question file's clip paths start from")
+    p_eval.add_argument("--split", default=None, help="the dataset's split (--benchmark a dataset with several)")
     p_eval.add_argument("--prompt", default="p2", choices=["p1", "p2", "p3"])
     p_eval.add_argument("--output-dir", default=None, help="default: outputs/eval/<model name>")
     p_eval.add_argument("--batch-size", type=int, default=32)
@@ -125,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_table2(args.profile, args.seeds, model=args.model)
         elif args.command == "eval":
+            from data.hub_copies import is_dataset_source, materialise
             from experiments.compute import run_dtype
             from experiments.profiles import output_root, resolve_model_name
             from experiments.runner import evaluate_checkpoint
@@ -135,7 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             new_tokens = args.max_new_tokens if args.max_new_tokens is not None else default_new_tokens(args.prompt)
             spec = EvalSpec(batch_size=args.batch_size, max_new_tokens=new_tokens, decoding=args.decoding,
                             audio_mode="silent" if args.silent_audio else "real")  # fmt: skip
-            evaluate_checkpoint(model, args.benchmark, args.audio_dir, out, prompt_id=args.prompt, eval_spec=spec,
+            benchmark, audio_dir = args.benchmark, args.audio_dir
+            if is_dataset_source(benchmark):  # written out once as a question file and clips, then read as usual
+                made = materialise(benchmark, split=args.split, cache_dir=output_root() / "cache" / "hub",
+                                   progress=True)  # fmt: skip
+                print(f"{benchmark}: read as {made.schema.name} ({made.n_rows} rows) -> {made.records_path}")
+                benchmark, audio_dir = made.records_path, made.audio_dir
+            evaluate_checkpoint(model, benchmark, audio_dir, out, prompt_id=args.prompt, eval_spec=spec,
                                 allow_missing_audio=args.allow_missing_audio, compute_dtype=run_dtype(None))  # fmt: skip
             print(f"outputs: {out}")
     except (DataError, KeyError, FileNotFoundError, NotImplementedError, ValueError) as e:

@@ -208,3 +208,15 @@ def test_what_counts_as_a_dataset_source(tmp_path, folder):
     assert not is_dataset_source(tmp_path)  # a plain folder
     saved = _save(_dataset(_lmms_columns(folder[1], folder[2]), "audio"), tmp_path / "saved", "arrow")
     assert is_dataset_source(saved)
+
+
+def test_the_eval_command_takes_a_dataset(folder, tmp_path, capsys):
+    from experiments.__main__ import main
+
+    path, records, clips = folder
+    source = _save(_dataset(_lmms_columns(records, clips), "audio"), tmp_path / "ds", "arrow")
+    args = ["eval", "--model", "tiny", "--benchmark", str(source), "--max-new-tokens", "4"]
+    assert main([*args, "--output-dir", str(tmp_path / "e")]) == 0
+    assert "read as lmms-lab/mmau (6 rows)" in capsys.readouterr().out
+    preds = json.loads((tmp_path / "e" / "predictions.json").read_text())
+    assert [p["id"] for p in preds] == [r["id"] for r in records] and all("model_output" in p for p in preds)
