@@ -244,10 +244,13 @@ def _toy_data(sizes: dict[str, int] | None) -> DataPaths:
 
 
 PAPER_ENV = {
-    "MMAU_JSON": "MMAU test-mini question file (e.g. mmau-test-mini.json)",
-    "MMAU_AUDIO_DIR": "directory holding test-mini-audios/",
-    "AVQA_TRAIN": "AVQA train annotations (train_qa.json) or the original code's JSON-lines file",
-    "AVQA_VAL": "AVQA val annotations (val_qa.json), used for checkpoint selection",
+    "MMAU_JSON": "MMAU test-mini question file (e.g. mmau-test-mini.json), or a dataset as ID_OR_PATH[:SPLIT] "
+    "(e.g. lmms-lab/mmau:test_mini; docs/benchmarks.md)",
+    "MMAU_AUDIO_DIR": "directory holding test-mini-audios/ (not needed for a dataset)",
+    "AVQA_TRAIN": "AVQA train annotations (train_qa.json) or the original code's JSON-lines file, or a dataset "
+    "(e.g. gijs/avqa-processed:train)",
+    "AVQA_VAL": "AVQA val annotations (val_qa.json), used for checkpoint selection, or a dataset "
+    "(e.g. gijs/avqa-processed:val)",
     "AVQA_AUDIO_DIR": "directory of AVQA audio clips named <video_name>.wav",
 }
 
@@ -257,17 +260,28 @@ def _env_path(name: str) -> Path | None:
     return Path(value) if value else None
 
 
+def _source(name: str, audio_dir: Path | None) -> tuple[Path | None, Path | None]:
+    """A data setting's file and audio folder; a dataset (``ID_OR_PATH[:SPLIT]``) is written out once under
+    ``outputs/cache/hub/`` as a question file and clips (data/hub_copies.py), which are then read as usual."""
+    from data.hub_copies import is_dataset_source, materialise
+
+    value = os.environ.get(name)
+    if not value:
+        return None, audio_dir
+    source, _, split = value.rpartition(":") if ":" in value and not Path(value).exists() else (value, "", "")
+    if not is_dataset_source(source):
+        return Path(value), audio_dir
+    made = materialise(source, split=split or None, cache_dir=output_root() / "cache" / "hub")
+    return made.records_path, made.audio_dir
+
+
 def _paper_data() -> DataPaths:
-    test = _env_path("MMAU_JSON")
-    if test is None:
+    if not os.environ.get("MMAU_JSON"):
         lines = "\n".join(f"  {k}: {v}" for k, v in PAPER_ENV.items())
         raise FileNotFoundError(f"the paper profile needs the data paths in environment variables:\n{lines}")
     audio = _env_path("AVQA_AUDIO_DIR")
-    return DataPaths(
-        test_json=test,
-        test_audio_dir=_env_path("MMAU_AUDIO_DIR"),
-        train=_env_path("AVQA_TRAIN"),
-        val=_env_path("AVQA_VAL"),
-        train_audio_dir=audio,
-        val_audio_dir=audio,
-    )
+    test, test_audio = _source("MMAU_JSON", _env_path("MMAU_AUDIO_DIR"))
+    train, train_audio = _source("AVQA_TRAIN", audio)
+    val, val_audio = _source("AVQA_VAL", audio)
+    return DataPaths(test_json=Path(test or ""), test_audio_dir=test_audio, train=train, val=val, train_audio_dir=train_audio,
+                     val_audio_dir=val_audio)  # fmt: skip

@@ -220,3 +220,40 @@ def test_the_eval_command_takes_a_dataset(folder, tmp_path, capsys):
     assert "read as lmms-lab/mmau (6 rows)" in capsys.readouterr().out
     preds = json.loads((tmp_path / "e" / "predictions.json").read_text())
     assert [p["id"] for p in preds] == [r["id"] for r in records] and all("model_output" in p for p in preds)
+
+
+def _avqa_rows(records: list[dict], clips: list[bytes]) -> dict[str, list[Any]]:
+    rows: dict[str, list[Any]] = {"id": [], "question": [], "answer": [], "audio": []}
+    for i, (r, clip) in enumerate(zip(records, clips, strict=True)):
+        listed = "\n".join(f"{LETTERS[k]}. {c}" for k, c in enumerate(r["choices"]))
+        rows["id"].append(f"q{i}")
+        rows["question"].append(f"{r['question']}\nChoices:\n{listed}")
+        rows["answer"].append(f"{LETTERS[r['choices'].index(r['answer'])]}. {r['answer']}")
+        rows["audio"].append({"bytes": clip, "path": f"q{i}.wav"})
+    return rows
+
+
+def test_the_paper_profile_reads_its_data_from_datasets(folder, tmp_path, monkeypatch):
+    """MMAU_JSON and AVQA_TRAIN / AVQA_VAL as ID_OR_PATH[:SPLIT]: a split of a saved DatasetDict included."""
+    from datasets import DatasetDict
+
+    from experiments.profiles import get_profile
+
+    path, records, clips = folder
+    mmau = _save(_dataset(_lmms_columns(records, clips), "audio"), tmp_path / "mmau", "parquet")
+    avqa = tmp_path / "avqa"
+    DatasetDict({"train": _dataset(_avqa_rows(records, clips), "audio"),
+                 "val": _dataset(_avqa_rows(records[:2], clips[:2]), "audio")}).save_to_disk(str(avqa))  # fmt: skip
+    monkeypatch.setenv("R1AQA_OUTPUTS", str(tmp_path / "out"))
+    monkeypatch.setenv("MMAU_JSON", str(mmau))
+    monkeypatch.setenv("AVQA_TRAIN", f"{avqa}:train")
+    monkeypatch.setenv("AVQA_VAL", f"{avqa}:val")
+    data = get_profile("paper").data()
+    assert str(data.test_json).startswith(str(tmp_path / "out" / "cache" / "hub"))
+    bench = _quiet(load_benchmark, data.test_json, data.test_audio_dir)
+    assert [i.id for i in bench.items] == [r["id"] for r in records]
+    train, val = _quiet(load_avqa, data.train, data.train_audio_dir), _quiet(load_avqa, data.val, data.val_audio_dir)
+    assert len(train.items) == 6 and len(val.items) == 2 and train.items[0].answer == records[0]["answer"]
+    monkeypatch.setenv("AVQA_VAL", f"{avqa}:test")
+    with pytest.raises(DataError, match=r"no split 'test'; it has train, val"):
+        get_profile("paper").data()
