@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from data.io import write_bytes_atomic, write_json_atomic
+from data.io import write_bytes_atomic, write_json_atomic, write_jsonl_atomic
 from data.schema import DataError
 
 Kind = Literal["mmau", "mmar", "avqa"]
@@ -229,8 +229,6 @@ def materialise(
         records.append(rec)
     if schema.kind == "avqa":
         records_path = out / "avqa.jsonl"
-        from data.io import write_jsonl_atomic
-
         write_jsonl_atomic(records_path, records)
     else:
         records_path = out / f"{schema.kind}.json"

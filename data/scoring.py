@@ -202,9 +202,10 @@ def format_table(metrics: Mapping[str, Any]) -> str:
     for task in [t for t in acc if t != "avg"]:
         lines.append(f"{task:<{width}} {_fmt_acc(acc[task])} {n_task.get(task, 0):>5}  {_fmt_ci(ci.get(task))}")
     lines.append(f"{'average':<{width}} {_fmt_acc(acc['avg'])} {metrics['n']:>5}  {_fmt_ci(ci.get('avg'))}")
-    # The first breakdown after the columns: MMAU's difficulty, MMAR's category layer.
-    first = next((k for k in ("by_difficulty", "by_category") if metrics.get(k)), None)
-    if first:
+    # The benchmark's first breakdown (compute_metrics writes them in the registry's order): MMAU's difficulty,
+    # MMAR's category layer.
+    first = next((k for k in metrics if k.startswith("by_")), None)
+    if first and metrics[first]:
         lines.append("-" * (width + 35))
         for value, cell in metrics[first].items():
             lines.append(f"{value:<{width}} {_fmt_acc(cell['accuracy'])} {cell['n']:>5}")

@@ -80,6 +80,7 @@ def generate_with_shared_prefill(
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     audio_token = getattr(_base(model).config, "audio_token_id", None)
+    family = family_of(model)
     if (
         input_ids.shape[0] < 2
         or input_ids.shape[1] < 2
@@ -87,7 +88,7 @@ def generate_with_shared_prefill(
         or kwargs.get("past_key_values") is not None
         or not bool(attention_mask[:, -1].all())  # right padding: the last column is not a real token everywhere
         or bool((input_ids[:, -1] == audio_token).any())  # the audio must lie in the prefilled part
-        or not family_of(model).allows("shared_prompt_prefill")  # exact for this model family only if declared
+        or not family.allows("shared_prompt_prefill")  # exact for this model family only if declared
         # G copies would each draw their own dropout masks, one shared prompt one (and other random draws after it)
         or stands_aside("shared_prompt_prefill", model)
     ):
@@ -98,7 +99,6 @@ def generate_with_shared_prefill(
         kwargs.update(input_features=features, feature_attention_mask=feature_mask)
         return plain()
     prefix_ids, prefix_mask = input_ids[first, :-1], attention_mask[first, :-1]
-    family = family_of(model)
     rope = family.rope_positions(model, input_ids, attention_mask, feature_mask)
     if rope is None:
         # generate() derives positions from the attention mask the same way: left padding keeps real tokens at 0, 1..
@@ -196,10 +196,11 @@ def shared_prefix_logps(
     unwrapped = unwrapped if unwrapped is not None else model
     split = input_ids.shape[1] - logits_to_keep - 1  # the prompt without its last token
     base = _base(unwrapped)
+    family = family_of(unwrapped)
     if (
         split < 1
         or input_ids.shape[0] < 2
-        or not family_of(unwrapped).allows("shared_prompt_scoring")  # exact for this model family only if declared
+        or not family.allows("shared_prompt_scoring")  # exact for this model family only if declared
         or getattr(base.language_model, "gradient_checkpointing", False)
         # G copies would each draw their own mask; one shared prompt would not
         or stands_aside("shared_prompt_scoring", unwrapped, "in the log-probability passes")
@@ -215,7 +216,7 @@ def shared_prefix_logps(
     # 1-D families: no position ids are passed, as in the plain pass: positions run 0..width-1 over the padded rows
     # (RoPE only sees differences, so this is the plain pass's arithmetic), and the completion part continues after
     # the cache. Multimodal RoPE: the positions the plain pass computes for the whole rows, split at the same place.
-    rope = family_of(unwrapped).rope_positions(unwrapped, input_ids, attention_mask, feature_attention_mask)
+    rope = family.rope_positions(unwrapped, input_ids, attention_mask, feature_attention_mask)
     prefix_positions = {} if rope is None else {"position_ids": rope[0][:, first, :split]}
     tail_positions = {} if rope is None else {"position_ids": rope[0][:, :, split:]}
     # Through the whole model (logits of one position only), so that ZeRO-3's hooks gather every weight it reads.
