@@ -16,7 +16,8 @@ Nothing is decoded here (no torchcodec): the audio column is cast to ``Audio(dec
 are written unchanged under a cache folder, beside a question file in the data set's own format (MMAU's JSON list,
 MMAR's, AVQA's JSON lines). The suite's loaders then read that folder like any other: the benchmark version is
 recognised from the content (a copy that matches no registered version says so), and every clip is probed with
-soundfile. Written clips are kept, so a rerun reuses them; the question file is written last, atomically.
+soundfile. The question file is written last, atomically, in a folder named by the dataset's fingerprint, so a
+rerun finds it and reads nothing again; a run cut short reuses the clips it wrote.
 
     from data.hub_copies import materialise
     copy = materialise("lmms-lab/mmau", split="test_mini", cache_dir=Path("outputs/cache/hub"))
@@ -210,6 +211,9 @@ def materialise(
     out = Path(cache_dir) / f"{schema.name.replace('/', '--')}-{_cache_key(source, split, ds._fingerprint)}"
     clips = {"mmau": "test-mini-audios", "mmar": "audio", "avqa": "audio"}[schema.kind]
     path_field = {"mmau": "audio_id", "mmar": "audio_path", "avqa": "audio_path"}[schema.kind]
+    records_path = out / ("avqa.jsonl" if schema.kind == "avqa" else f"{schema.kind}.json")
+    if records_path.is_file():  # written last, in a folder named by the dataset's fingerprint: complete
+        return MaterialisedCopy(records_path, out, schema, len(ds))
     records: list[dict[str, Any]] = []
     rows = ds
     if progress:
@@ -228,9 +232,7 @@ def materialise(
         rec[path_field] = f"./{clips}/{name}" if schema.kind != "avqa" else f"{clips}/{name}"
         records.append(rec)
     if schema.kind == "avqa":
-        records_path = out / "avqa.jsonl"
         write_jsonl_atomic(records_path, records)
     else:
-        records_path = out / f"{schema.kind}.json"
         write_json_atomic(records_path, records)
     return MaterialisedCopy(records_path, out, schema, len(records))
