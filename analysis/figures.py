@@ -9,7 +9,9 @@
   base model);
 - ``fig4``: Full and LoRA SFT + Prompt <1>: training loss per step (raw faint, smoothed bold) and test accuracy.
 
-The test accuracy panels (Fig. 3(d), 4(b)) also draw, dashed and labelled, the test set's chance level and each
+A run judged on more benchmarks than MMAU test-mini (``eval.benchmarks``: MMAR, or the toy's mixed test in MMAR's
+shape) gets one more accuracy panel per benchmark after the paper's (Fig. 3(e), 4(c)), at the same checkpoints.
+The test accuracy panels (Fig. 3(d), 4(b), and those) also draw, dashed and labelled, the test set's chance level and each
 experiment's silent-audio level: the accuracy of the checkpoints Table 2 selects (``--select``, as the table's) with
 every clip replaced by silence (:mod:`analysis.silent`; mean over seeds). A level that cannot be read is left out and
 the legend says so, naming the command that measures it.
@@ -35,7 +37,7 @@ import io
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ from analysis.select import (
     DEFAULT_RULE,
     SELECTION_RULES,
     STEP_KEY,
+    VAL_KEY,
     MissingRunsError,
     Selection,
     benchmark_version,
@@ -67,11 +70,13 @@ TEST_AVG = "eval/test/avg"
 
 @dataclass(frozen=True)
 class Panel:
-    """One subplot: a logged training metric per step, or (metric None) test accuracy at the checkpoints."""
+    """One subplot: a logged training metric per step, or (metric None) accuracy at the checkpoints on one
+    evaluation set (``test``: MMAU test-mini; ``mmar``: MMAR or the toy's mixed test)."""
 
     title: str
     ylabel: str
     metric: str | None = None
+    eval_set: str = "test"
 
 
 @dataclass(frozen=True)
@@ -163,24 +168,33 @@ class ExperimentRuns:
     experiment: str
     label: str
     histories: list[pd.DataFrame]
-    evals: list[pd.Series]  # test accuracy per evaluated step, one per seed
+    evals: dict[str, list[pd.Series]]  # per evaluation set: accuracy per evaluated step, one per seed
     seeds: list[int]
     versions: list[str]
     adhoc: bool = False  # some of the runs are ad hoc (only with --include-adhoc)
+    set_versions: dict[str, list[str]] = field(default_factory=dict)  # further sets: their benchmark versions
 
 
 def _collect(tables: RunTables, runs: list[dict[str, Any]], experiment: str) -> ExperimentRuns:
-    histories, evals, versions = [], [], []
+    histories, versions = [], []
+    evals: dict[str, list[pd.Series]] = {}
     for run in runs:
         history = tables.history[tables.history["run_id"] == run["run_id"]].sort_values("_step", kind="stable")
         histories.append(history)
         rows = eval_rows(tables, run["run_id"])  # one per step (older runs logged the last step twice)
-        evals.append(pd.Series(rows[TEST_AVG].to_numpy(dtype=float), index=rows["step"].to_numpy()).sort_index())
+        for key in [TEST_AVG, *(k for k in rows.columns if str(k).endswith("/avg") and k not in (TEST_AVG, VAL_KEY))]:
+            values = pd.Series(rows[key].to_numpy(dtype=float), index=rows["step"].to_numpy()).sort_index()
+            evals.setdefault(str(key).split("/")[1], []).append(values.dropna() if key != TEST_AVG else values)
         versions.append(benchmark_version(run, None))
     seeds = [int(run["config"].get("seed", 0)) for run in runs]
     adhoc = any(run_is_adhoc(run) for run in runs)
+    set_versions = {
+        name: sorted({str(v) for run in runs if (v := (run.get("summary") or {}).get(f"benchmark_version/{name}"))})
+        for name in evals
+        if name != "test"
+    }
     return ExperimentRuns(experiment, PAPER_ROWS[experiment].label, histories, evals, seeds, sorted(set(versions)),
-                          adhoc)  # fmt: skip
+                          adhoc, set_versions)  # fmt: skip
 
 
 def _draw_training(ax: Any, data: ExperimentRuns, metric: str, tau: float) -> bool:
@@ -201,8 +215,8 @@ def _draw_training(ax: Any, data: ExperimentRuns, metric: str, tau: float) -> bo
     return True
 
 
-def _draw_accuracy(ax: Any, data: ExperimentRuns, paper_line: bool) -> bool:
-    series = [s for s in data.evals if not s.empty]
+def _draw_accuracy(ax: Any, data: ExperimentRuns, paper_line: bool, eval_set: str = "test") -> bool:
+    series = [s for s in data.evals.get(eval_set, []) if not s.empty]
     if not series:
         return False
     style = STYLES.get(data.experiment, {})
@@ -244,7 +258,8 @@ def _legend_handles(spec: FigureSpec, data: list[ExperimentRuns], several_seeds:
         encodings.append(Patch(color="0.5", alpha=0.3, label="mean ± 1 s.d. over seeds"))
     if paper_lines:
         encodings.append(Line2D([], [], color="0.2", linestyle=":", label="paper's reported test accuracy"))
-    encodings += _level_handles(levels) if levels is not None else []
+    per_panel = sum(p.metric is None for p in spec.panels) > 1
+    encodings += _level_handles(levels, per_panel) if levels is not None else []
     rows = max(len(experiments), len(encodings))
 
     def blank() -> Any:
@@ -302,14 +317,20 @@ class Levels:
     command: str  # what writes the missing silent evaluations
 
 
-def levels(runs: FigureRuns, spec: FigureSpec, profile: str) -> Levels:
-    """Chance (from the selected checkpoints' saved predictions) and each experiment's silent-audio level."""
+def _predictions(c: Any, eval_set: str) -> Path | None:
+    where = c.set_dir(eval_set)
+    return where / "predictions.json" if where is not None else None
+
+
+def levels(runs: FigureRuns, spec: FigureSpec, profile: str, eval_set: str = "test") -> Levels:
+    """Chance (from the selected checkpoints' saved predictions) and each experiment's silent-audio level, on one
+    evaluation set."""
     chosen = runs.selection.chosen
-    chance = next((v for e in spec.experiments for c in chosen.get(e, []) if (v := chance_level(c.predictions))
-                   is not None), None)  # fmt: skip
+    chance = next((v for e in spec.experiments for c in chosen.get(e, [])
+                   if (v := chance_level(_predictions(c, eval_set))) is not None), None)  # fmt: skip
     silent: dict[str, float | None] = {}
     for experiment in spec.experiments:
-        values = [read_silent(runs.check, c).avg for c in chosen.get(experiment, [])]
+        values = [read_silent(runs.check, c, eval_set).avg for c in chosen.get(experiment, [])]
         known = [v for v in values if v is not None]
         silent[experiment] = math.fsum(known) / len(known) if known and len(known) == len(values) else None
     return Levels(chance, silent, silent_command(profile, runs.selection.rule))
@@ -341,12 +362,14 @@ def _draw_levels(ax: Any, data: list[ExperimentRuns], lv: Levels) -> None:
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.5})  # fmt: skip
 
 
-def _level_handles(lv: Levels) -> list[Any]:
-    """Legend entries for the levels; a missing level is named with the command that measures it."""
+def _level_handles(lv: Levels, per_panel: bool = False) -> list[Any]:
+    """Legend entries for the levels; a missing level is named with the command that measures it. ``per_panel``:
+    several accuracy panels, each with its own chance level (its value is written on each panel)."""
     from matplotlib.lines import Line2D
 
     chance = f"chance level (mean 1/choices): {lv.chance:.1f}%" if lv.chance is not None else \
         "chance level: n/a (no saved predictions here)"  # fmt: skip
+    chance = "chance level (mean 1/choices; its value on each panel)" if per_panel else chance
     out = [Line2D([], [], label=chance, **CHANCE_STYLE)]
     if any(v is not None for v in lv.silent.values()):
         out.append(Line2D([], [], color="0.2", linestyle=SILENT_DASHES, linewidth=1.1,
@@ -356,6 +379,39 @@ def _level_handles(lv: Levels) -> list[Any]:
     if absent:
         out.append(Line2D([], [], linestyle="none", label=f"(measure it: {lv.command})"))
     return out
+
+
+PANEL_ROW_INCHES = 2.5  # the height one more row of panels adds to a figure
+
+
+def _set_title(name: str, versions: Sequence[str]) -> str:
+    """A further set's name in a panel title: the benchmark's, or "test in MMAR's shape (toy-...)" for a test that
+    is no registered version of it (the toy's mixed test)."""
+    from data.benchmark_registry import benchmark_of_set
+
+    spec = benchmark_of_set(name)
+    if versions and set(versions) <= set(spec.file_versions.values()):
+        return f"{spec.title} {', '.join(versions)}"
+    return f"test in {spec.title}'s shape ({', '.join(versions) or 'version unknown'})"
+
+
+def with_benchmark_panels(spec: FigureSpec, sets: dict[str, list[str]]) -> FigureSpec:
+    """``spec`` with one more accuracy panel per further evaluation set the runs logged (``{set: versions}``, in
+    order), lettered after the paper's panels, the figure taller by a row where the grid needs one."""
+    from dataclasses import replace
+
+    names = list(sets)
+    if not names:
+        return spec
+    letters = "abcdefghij"
+    extra = tuple(
+        Panel(f"({letters[len(spec.panels) + i]}) Accuracy at the checkpoints, {_set_title(n, sets[n])}",
+              "accuracy (%)", None, n)
+        for i, n in enumerate(names)
+    )  # fmt: skip
+    panels = (*spec.panels, *extra)
+    added_rows = math.ceil(len(panels) / spec.ncols) - math.ceil(len(spec.panels) / spec.ncols)
+    return replace(spec, panels=panels, size=(spec.size[0], spec.size[1] + PANEL_ROW_INCHES * added_rows))
 
 
 def draw(
@@ -375,8 +431,13 @@ def draw(
     if runs is None:
         runs = figure_runs(tables, spec, profile, rule=rule, include_adhoc=include_adhoc, allow_gaps=allow_gaps)
     picked = runs.picked
-    lv = levels(runs, spec, profile)
     data = [_collect(tables, picked[e], e) for e in spec.experiments]
+    further: dict[str, list[str]] = {}
+    for d in data:
+        for name, versions in d.set_versions.items():
+            further[name] = sorted({*further.get(name, []), *versions})
+    spec = with_benchmark_panels(spec, further)
+    lv = {p.eval_set: levels(runs, spec, profile, p.eval_set) for p in spec.panels if p.metric is None}
     versions = sorted({v for d in data for v in d.versions})
     longest = max((len(_series(h, p.metric)) for d in data for h in d.histories for p in spec.panels if p.metric),
                   default=0)  # fmt: skip
@@ -388,19 +449,23 @@ def draw(
         nrows = math.ceil(len(spec.panels) / spec.ncols)
         axes = fig.subplots(nrows, spec.ncols, squeeze=False).ravel()
         for ax, panel in zip(axes, spec.panels, strict=False):  # a grid may have spare axes
+            paper_here = paper_lines and panel.eval_set == "test"
             drawn = [
-                _draw_training(ax, d, panel.metric, tau) if panel.metric else _draw_accuracy(ax, d, paper_lines)
+                _draw_training(ax, d, panel.metric, tau)
+                if panel.metric
+                else _draw_accuracy(ax, d, paper_here, panel.eval_set)
                 for d in data
             ]
-            if panel.metric is None:  # the test accuracy panel: what chance and not listening would score
-                _draw_levels(ax, data, lv)
+            if panel.metric is None:  # an accuracy panel: what chance and not listening would score
+                _draw_levels(ax, data, lv[panel.eval_set])
             if not any(drawn):
-                ax.text(0.5, 0.5, f"not logged:\n{panel.metric or TEST_AVG}", ha="center", va="center",
-                        transform=ax.transAxes, color="0.4")  # fmt: skip
+                ax.text(0.5, 0.5, f"not logged:\n{panel.metric or f'eval/{panel.eval_set}/avg'}", ha="center",
+                        va="center", transform=ax.transAxes, color="0.4")  # fmt: skip
             ax.set_title(panel.title, loc="left")
             ax.set_xlabel("optimizer step")
             ax.set_ylabel(panel.ylabel)
-        last_step = max((int(s.index.max()) for d in data for s in d.evals if not s.empty), default=0)
+        last_step = max((int(s.index.max()) for d in data for s in d.evals.get("test", []) if not s.empty),
+                        default=0)  # fmt: skip
         for ax in axes[: len(spec.panels)]:
             if last_step > 0:  # one x range for every panel, from the base model (step 0) to the last step
                 ax.set_xlim(0, last_step * 1.02)
@@ -412,7 +477,7 @@ def draw(
         )  # another than the profile's
         fig.suptitle(f"{spec.title} (profile {profile}{on_model}; test set: benchmark {', '.join(versions)})",
                      fontsize=10, fontweight="bold", y=1 - 0.06 / spec.size[1], va="top")  # fmt: skip
-        handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines, lv)
+        handles, legend_rows = _legend_handles(spec, data, several, tau, paper_lines, lv["test"])
         fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, columnspacing=3.0)
         # Leave room at the bottom for the legend (about 0.17 inch per row) and at the top for the title.
         fig.tight_layout(rect=(0, (0.08 + 0.17 * legend_rows) / spec.size[1], 1, 1))

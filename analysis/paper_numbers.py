@@ -72,3 +72,34 @@ QUOTED_BASELINES: tuple[PaperRow, ...] = (
 
 # The pairs the McNemar section tests: the paper's headline claim is GRPO + Prompt <2> against each SFT row.
 MCNEMAR_PAIRS: tuple[tuple[str, str], ...] = (("grpo-p2", "sft-full"), ("grpo-p2", "sft-lora"))
+
+
+@dataclass(frozen=True)
+class QuotedScore:
+    """A benchmark average quoted from a leaderboard (never measured here), with the file version it was scored on."""
+
+    label: str
+    avg: float
+    benchmark_version: str
+    source: str
+    note: str = ""
+
+
+# MMAR's leaderboard (github.com/ddlBoJack/MMAR, scored on its first release, 6249700), the rows of the paper's
+# models and of the other families the suite supports. Averages only: the leaderboard's per-modality cells are not
+# quoted here. "Random guess" is the mean of 1 / number of choices (data.benchmark_registry: by the rule, 29.89).
+MMAR_QUOTED: tuple[QuotedScore, ...] = (
+    QuotedScore("Random guess", 29.3, "6249700", "MMAR leaderboard"),
+    QuotedScore(PAPER_BASE_MODEL, 30.0, "6249700", "MMAR leaderboard", "the paper's base model"),
+    QuotedScore(
+        "R1-AQA (Qwen2-Audio-7B-Instruct + GRPO)",
+        47.6,
+        "6249700",
+        "MMAR leaderboard",
+        "the paper's released GRPO + Prompt <2> model",
+    ),  # fmt: skip
+    QuotedScore("Qwen2.5-Omni-7B", 56.7, "6249700", "MMAR leaderboard"),
+    QuotedScore("Qwen3-Omni Thinking", 66.4, "6249700", "MMAR leaderboard"),
+)
+# The quoted rows of each benchmark beside MMAU test-mini, by its evaluation set (data.benchmark_registry).
+QUOTED_BY_SET: dict[str, tuple[QuotedScore, ...]] = {"mmar": MMAR_QUOTED}

@@ -79,6 +79,8 @@ class SelectedCheckpoint:
     output_dir: str | None = None  # the run directory (config.output_dir), where the run wrote it
     adhoc_reasons: tuple[str, ...] = ()  # why the run is ad hoc (empty: a canonical run)
     direct: bool = False  # a run without training (``direct``): its one evaluation is of the base model
+    # The other benchmarks' accuracies at that step, as logged: {set: {column: %}}, e.g. {"mmar": {"avg": 47.1}}.
+    others: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def adhoc(self) -> bool:
@@ -89,23 +91,47 @@ class SelectedCheckpoint:
         """The selected evaluation's test ``metrics.json``: written beside its predictions by the evaluator."""
         return self.predictions.with_name("metrics.json") if self.predictions is not None else None
 
-    @property
-    def silent_dir(self) -> Path | None:
-        """Where the silent-audio control of this checkpoint lives (written by :mod:`analysis.silent`, read by the
-        reports): beside the selected test evaluation.
+    def set_dir(self, name: str = "test") -> Path | None:
+        """Where this checkpoint's evaluation on set ``name`` lives (``test``: MMAU test-mini; ``mmar``; ...).
 
-        ``checkpoint-<step>/eval/test-silent/`` for a checkpoint (step 0: the base model, evaluated before training),
-        ``final/test-silent/`` for a final model that was evaluated in ``final/`` (no checkpoint at its step), and
-        ``silent/test/`` for ``direct``, whose real evaluation is the run directory itself. None without a run dir.
+        ``test``: the folder of :attr:`predictions`. Another set: ``checkpoint-<step>/eval/<set>/``, ``final/<set>/``
+        for a final model evaluated in ``final/``, and ``<run dir>/<set>/`` for ``direct``. None without a run dir.
+        """
+        if self.predictions is None:
+            return None
+        if name == "test":
+            return self.predictions.parent
+        if self.output_dir is None:
+            return None
+        out = Path(self.output_dir)
+        if self.direct:
+            return out / name
+        if self.predictions.parent == out:  # the final model, evaluated in final/ (its test results copied up)
+            return out / "final" / name
+        return self.predictions.parent.with_name(name)  # checkpoint-<step>/eval/test -> eval/<set>
+
+    def silent_dir_of(self, name: str = "test") -> Path | None:
+        """Where the silent-audio control of this checkpoint on set ``name`` lives (written by
+        :mod:`analysis.silent`, read by the reports): beside the selected evaluation of that set.
+
+        ``checkpoint-<step>/eval/<set>-silent/`` for a checkpoint (step 0: the base model, evaluated before
+        training), ``final/<set>-silent/`` for a final model that was evaluated in ``final/`` (no checkpoint at its
+        step), and ``silent/<set>/`` for ``direct``, whose real evaluation is the run directory itself. None without
+        a run dir.
         """
         if self.output_dir is None or self.predictions is None:
             return None
         out = Path(self.output_dir)
         if self.direct:
-            return out / "silent" / "test"
+            return out / "silent" / name
         if self.predictions.parent == out:  # the final model's predictions, copied from final/test/
-            return out / "final" / SILENT_TEST
-        return self.predictions.parent.with_name(SILENT_TEST)  # checkpoint-<step>/eval/test -> eval/test-silent
+            return out / "final" / f"{name}-silent"
+        return self.predictions.parent.with_name(f"{name}-silent")  # eval/test -> eval/<set>-silent
+
+    @property
+    def silent_dir(self) -> Path | None:
+        """The silent-audio control of the MMAU test-mini evaluation (:meth:`silent_dir_of`)."""
+        return self.silent_dir_of("test")
 
     @property
     def silent_metrics_path(self) -> Path | None:
@@ -318,9 +344,30 @@ def eval_rows(tables: RunTables, run_id: str) -> pd.DataFrame:
     rows = history[history[TEST_KEYS["avg"]].notna() & history[STEP_KEY].notna()]
     rows = last_per_step(rows.assign(**{STEP_KEY: rows[STEP_KEY].astype(int)}))
     out = pd.DataFrame({"step": rows[STEP_KEY].to_numpy()})
-    for key in [*TEST_KEYS.values(), VAL_KEY]:
+    for key in [*TEST_KEYS.values(), VAL_KEY, *other_set_keys(rows.columns)]:
         out[key] = rows[key].to_numpy(dtype=float) if key in rows.columns else math.nan
     return out
+
+
+def other_set_keys(columns: Sequence[str]) -> list[str]:
+    """The accuracy keys ``eval/<set>/<column>`` of the benchmarks beside MMAU test-mini (e.g. ``eval/mmar/avg``),
+    in column order: every key of an evaluation set other than ``test`` and ``val``, less the format rate."""
+    out = []
+    for key in columns:
+        parts = str(key).split("/")
+        if len(parts) == 3 and parts[0] == "eval" and parts[1] not in ("test", "val") and parts[2] != "format_rate":
+            if not parts[1].endswith("-silent"):
+                out.append(str(key))
+    return out
+
+
+def other_sets(rows: pd.DataFrame, pos: int) -> dict[str, dict[str, float | None]]:
+    """``{set: {column: accuracy}}`` of the other benchmarks at row ``pos`` (sets with no average there left out)."""
+    found: dict[str, dict[str, float | None]] = {}
+    for key in other_set_keys(rows.columns):
+        _, name, column = key.split("/")
+        found.setdefault(name, {})[column] = _value(rows[key].iloc[pos])
+    return {name: cols for name, cols in found.items() if cols.get("avg") is not None}
 
 
 def select_step(rows: pd.DataFrame, rule: str) -> tuple[int, str, str]:
@@ -465,7 +512,7 @@ def select_checkpoints(
                     test={task: _value(rows[key].iloc[pos]) for task, key in TEST_KEYS.items()},
                     val_avg=_value(rows[VAL_KEY].iloc[pos]), benchmark_version=benchmark_version(run, predictions),
                     predictions=predictions, n_evals=len(rows), rule_note=rule_note, output_dir=output_dir,
-                    adhoc_reasons=tuple(run_adhoc_reasons(run)), direct=direct,
+                    adhoc_reasons=tuple(run_adhoc_reasons(run)), direct=direct, others=other_sets(rows, pos),
                 )
             )  # fmt: skip
     if run_dirs is not None:

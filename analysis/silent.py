@@ -6,15 +6,18 @@
 A score that stays the same without the audio was earned from the text alone (a prior over the answers), not by
 listening. For each run and checkpoint that Table 2 uses (the same runs and selection rule, through
 :func:`analysis.select.select_checkpoints`: pass the ``--select`` and ``--include-adhoc`` the table gets), this
-evaluates the selected model on the profile's test set with ``audio_mode="silent"`` (each clip replaced by silence
+evaluates the selected model on each benchmark the run was judged on (MMAU test-mini, and MMAR or the toy's mixed
+test where the run has it) with ``audio_mode="silent"`` (each clip replaced by silence
 of the same length; ``data/evaluate.py``), decoding exactly as the run's own evaluations did: the prompt, evaluation
 settings and compute dtype of the run's stored ``experiment.json`` (:func:`experiments.runner.decoding_config`,
 :func:`experiments.runner.run_dtype`), the weights loaded in the dtype the run held them in. It writes into the run
 directory, beside the selected evaluation (:attr:`analysis.select.SelectedCheckpoint.silent_dir`):
 
-- ``checkpoint-<step>/eval/test-silent/`` for a checkpoint (step 0 is the base model, evaluated before training);
-- ``final/test-silent/`` for a final model evaluated in ``final/`` (its weights: ``final_adapters/`` or ``merged/``);
-- ``silent/test/`` for ``direct`` (the profile's base model, as the run's W&B config ``base_model`` names it).
+- ``checkpoint-<step>/eval/<set>-silent/`` for a checkpoint (step 0 is the base model, evaluated before training);
+- ``final/<set>-silent/`` for a final model evaluated in ``final/`` (its weights: ``final_adapters/`` or ``merged/``);
+- ``silent/<set>/`` for ``direct`` (the profile's base model, as the run's W&B config ``base_model`` names it);
+
+with ``<set>`` ``test`` (MMAU test-mini) or ``mmar``.
 
 Each evaluation shows a progress bar, then one summary line; one already complete (its ``metrics.json`` is there) is
 skipped, and one cut short resumes where it stopped (the evaluator's own resumption). A LoRA checkpoint loads its
@@ -124,14 +127,15 @@ def differences(real: Mapping[str, Any], silent: Mapping[str, Any]) -> list[str]
     return out
 
 
-def read_silent(check: CrossCheck, checkpoint: SelectedCheckpoint) -> SilentEval:
-    """The silent-audio control of ``checkpoint``, read only from a run directory that ``check`` found on this
-    machine and owned by the run (any other file at that path is not this run's), and compared with the checkpoint's
-    real test evaluation (:func:`differences`)."""
+def read_silent(check: CrossCheck, checkpoint: SelectedCheckpoint, set_name: str = "test") -> SilentEval:
+    """The silent-audio control of ``checkpoint`` on evaluation set ``set_name`` (``test``: MMAU test-mini), read
+    only from a run directory that ``check`` found on this machine and owned by the run (any other file at that path
+    is not this run's), and compared with the checkpoint's real evaluation of that set (:func:`differences`)."""
     run = check.run(checkpoint.run_id)
     if run is None or not run.checked:
         return SilentEval(None, NOT_HERE, run.reason if run is not None else "run not checked")
-    path = checkpoint.silent_metrics_path
+    where = checkpoint.silent_dir_of(set_name)
+    path = where / "metrics.json" if where is not None else None
     if path is None:
         return SilentEval(None, MISSING, "no saved evaluation")
     silent = read_metrics(path)
@@ -141,7 +145,8 @@ def read_silent(check: CrossCheck, checkpoint: SelectedCheckpoint) -> SilentEval
     avg = accuracy.get("avg") if isinstance(accuracy, dict) else None
     if isinstance(avg, bool) or not isinstance(avg, (int, float)) or not math.isfinite(avg):
         return SilentEval(None, MISSING, f"{path} has no accuracy.avg")
-    real = read_metrics(checkpoint.metrics_path) if checkpoint.metrics_path is not None else "no saved evaluation"
+    real_dir = checkpoint.set_dir(set_name)
+    real = read_metrics(real_dir / "metrics.json") if real_dir is not None else "no saved evaluation"
     found = differences(real if isinstance(real, dict) else {}, silent)
     return SilentEval(float(avg), DIFFERS if found else OK, differences=tuple(found))
 
@@ -176,10 +181,17 @@ class SilentJob:
     base_model: str  # the run's base model: where a checkpoint without processor files takes its processor
     resolved: Any  # the run's stored experiment.json (experiments.runner.ResolvedRun)
     done: bool = False  # its metrics.json is already there
+    set_name: str = "test"  # the evaluation set it controls (test: MMAU test-mini; mmar: MMAR or the toy's mix)
 
     @property
     def head(self) -> str:
-        return _head(self.checkpoint)
+        return _head(self.checkpoint) + ("" if self.set_name == "test" else f", {self.set_name}")
+
+    @property
+    def real_avg(self) -> float | None:
+        """The real (with audio) accuracy of the evaluation it controls, as logged."""
+        values = self.checkpoint.test if self.set_name == "test" else self.checkpoint.others.get(self.set_name, {})
+        return values.get("avg")
 
 
 def _head(c: SelectedCheckpoint) -> str:
@@ -192,7 +204,8 @@ class Plan:
     jobs: list[SilentJob] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # runs not on this machine: listed, not evaluated
     problems: list[str] = field(default_factory=list)  # anything else that stops an evaluation: nothing runs
-    benchmarks: dict[str, Any] = field(default_factory=dict)  # profile -> its loaded test set (pending jobs only)
+    # (profile, set) -> its loaded benchmark, or why it cannot be loaded (pending jobs only)
+    benchmarks: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[SilentJob]:
@@ -279,9 +292,11 @@ def plan_silent(selection: Selection, check: CrossCheck, runs_by_id: Mapping[str
                                      "toy base: any run of the toy profile builds it) or run this on the machine "
                                      "that holds it")  # fmt: skip
                 continue
-            out_dir = c.silent_dir
-            assert out_dir is not None  # a checked run has a run dir, hence a selected evaluation in it
-            plan.jobs.append(SilentJob(c, out_dir, model, base, resolved, (out_dir / "metrics.json").is_file()))
+            for name in ("test", *c.others):  # MMAU test-mini, then every other benchmark the run was judged on
+                out_dir = c.silent_dir_of(name)
+                assert out_dir is not None  # a checked run has a run dir, hence a selected evaluation in it
+                plan.jobs.append(SilentJob(c, out_dir, model, base, resolved, (out_dir / "metrics.json").is_file(),
+                                           set_name=name))  # fmt: skip
     return plan
 
 
@@ -311,34 +326,41 @@ def load_model(model: str, base_model: str, dtype: Any) -> tuple[Any, Any]:
         return load_model_and_processor(tmp, dtype=dtype)
 
 
-def load_benchmarks(plan: Plan) -> None:
-    """Load the test set of each profile with pending jobs once (into ``plan.benchmarks``) and check that it is the
-    one each run was evaluated on; a mismatch, or a test set that cannot be loaded, goes into ``plan.problems``."""
-    from data.benchmark import load_benchmark
+def _load_set(profile: Any, set_name: str) -> Any:
+    """The loaded benchmark that ``profile`` evaluates as ``set_name``, or why it cannot be loaded."""
+    try:
+        sources = {b.set_name: b for b in profile.data().benchmarks}
+        if set_name not in sources:
+            return f"profile {profile.name!r} has no data for it here"
+        return sources[set_name].load()
+    except (DataError, FileNotFoundError) as exc:
+        return str(exc)
 
+
+def load_benchmarks(plan: Plan) -> None:
+    """Load each benchmark of each profile with pending jobs once (into ``plan.benchmarks``) and check that it is
+    the one each run was evaluated on; a mismatch, or one that cannot be loaded, goes into ``plan.problems``."""
     loaded = plan.benchmarks
     for job in plan.pending:
         profile = job.resolved.profile
-        if profile.name not in loaded:
-            try:
-                data = profile.data()
-                loaded[profile.name] = load_benchmark(data.test_json, data.test_audio_dir,
-                                                 version_label=profile.benchmark_label)  # fmt: skip
-            except (DataError, FileNotFoundError) as exc:
-                loaded[profile.name] = str(exc)
-        bench = loaded[profile.name]
+        key = (profile.name, job.set_name)
+        if key not in loaded:
+            loaded[key] = _load_set(profile, job.set_name)
+        bench = loaded[key]
         if isinstance(bench, str):
-            plan.problems.append(f"{job.head}: the test set of profile {profile.name!r} cannot be loaded: {bench}")
+            plan.problems.append(f"{job.head}: the {job.set_name} set of profile {profile.name!r} cannot be loaded: "
+                                 f"{bench}")  # fmt: skip
             continue
-        real = read_metrics(job.checkpoint.metrics_path) if job.checkpoint.metrics_path is not None else {}
+        real_dir = job.checkpoint.set_dir(job.set_name)
+        real = read_metrics(real_dir / "metrics.json") if real_dir is not None else {}
         recorded = real.get("benchmark") if isinstance(real, dict) else None
         recorded = recorded if isinstance(recorded, dict) else {"version": job.checkpoint.benchmark_version}
         here = bench.describe()
-        key = "sha256" if recorded.get("sha256") else "version"
-        if recorded.get(key) != here[key]:
+        by = "sha256" if recorded.get("sha256") else "version"
+        if recorded.get(by) != here[by]:
             plan.problems.append(
-                f"{job.head}: the run was evaluated on test set {recorded.get('version')} ({key} "
-                f"{recorded.get(key)}), but profile {profile.name!r} gives {here['version']} ({here[key]}, "
+                f"{job.head}: the run was evaluated on test set {recorded.get('version')} ({by} "
+                f"{recorded.get(by)}), but profile {profile.name!r} gives {here['version']} ({here[by]}, "
                 f"{here['path']}) on this machine: a silent control on other items controls nothing. Run this where "
                 f"that test set is, or rerun the run ({job.checkpoint.output_dir})"
             )  # fmt: skip
@@ -350,7 +372,7 @@ def run_jobs(plan: Plan) -> list[dict[str, Any]]:
     from experiments.compute import decoding_config, load_dtype, run_dtype
     from models.evaluate import FeatureCache, evaluate
 
-    caches: dict[str, FeatureCache] = {}  # per profile: each test item featurised once (silence included)
+    caches: dict[tuple[str, str], FeatureCache] = {}  # per profile and set: each item featurised once (silent)
     loaded_key, loaded = None, None
     results = []
     for job in plan.pending:
@@ -359,7 +381,8 @@ def run_jobs(plan: Plan) -> list[dict[str, Any]]:
             loaded = None  # drop the previous model before loading the next: one in memory at a time
             loaded, loaded_key = load_model(job.model, job.base_model, dtype), (job.model, dtype)
         model, processor = loaded
-        bench = plan.benchmarks[job.resolved.profile.name]
+        key = (job.resolved.profile.name, job.set_name)
+        bench = plan.benchmarks[key]
         # The decoding of the run's own evaluations (experiments/training.py, run_direct), from its experiment.json.
         valid_frames = exp.train.valid_frame_encoder if exp.train is not None else True
         decoding = decoding_config(exp.eval, run_dtype(exp.train), valid_frame_encoder=valid_frames)
@@ -367,7 +390,7 @@ def run_jobs(plan: Plan) -> list[dict[str, Any]]:
         metrics = evaluate(
             model, processor, bench.items, job.out_dir, prompt_id=exp.prompt, decoding=decoding,
             model_name=job.model, benchmark=bench.describe(), audio_mode="silent", progress=True, print_table=False,
-            keep_bar=False, cache=caches.setdefault(job.resolved.profile.name, FeatureCache()),
+            keep_bar=False, cache=caches.setdefault(key, FeatureCache()),
         )  # fmt: skip
         print(f"{job.head}: {_summary(job, metrics['accuracy']['avg'])} in {time.perf_counter() - start:.0f} s -> "
               f"{job.out_dir}", flush=True)  # fmt: skip
@@ -376,7 +399,7 @@ def run_jobs(plan: Plan) -> list[dict[str, Any]]:
 
 
 def _summary(job: SilentJob, silent: float | None) -> str:
-    real = job.checkpoint.test.get("avg")
+    real = job.real_avg
     text = f"silent audio {silent:.2f}%" if silent is not None else "silent audio n/a"
     if real is not None and silent is not None:
         text += f" (with audio {real:.2f}%, listening gain {real - silent:+.2f})"

@@ -54,7 +54,6 @@ import io
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from analysis.crosscheck import (
@@ -66,6 +65,7 @@ from analysis.crosscheck import (
     check_runs,
     read_decoding,
 )
+from analysis.fmt import num, round2, signed, spread
 from analysis.paper_numbers import (
     MCNEMAR_PAIRS,
     PAPER_BASE_MODEL,
@@ -90,6 +90,7 @@ from analysis.select import select_checkpoints as _select
 from analysis.silent import DIFFERS, MISSING, NOT_HERE, SilentEval, chance_level, read_silent, silent_command
 from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
+from analysis.table2_more import Block, block_sets, build_block, render_block_markdown, render_blocks_csv
 from data.io import replace_file_set
 from data.schema import DataError
 from experiments.paths import output_root
@@ -188,6 +189,7 @@ class Table2:
     include_adhoc: bool = False
     silent_differs: bool = False  # a silent control decoded unlike its real evaluation (--allow-mixed-decoding)
     model: str | None = None  # the model of every measured row
+    blocks: list[Block] = field(default_factory=list)  # the further benchmarks (MMAR; the toy's mixed test)
 
     @property
     def chance(self) -> dict[str, float | None]:
@@ -363,8 +365,9 @@ def build_table2(
     notes += _silent_notes(rows, profile, rule)
     mcnemar = [_mcnemar(a, b, selection, cache, notes) for a, b in MCNEMAR_PAIRS]
     notes += check.notes()
+    blocks = [build_block(rows, check, name) for name in block_sets(rows)]
     return Table2(profile, rule, source, rows, mcnemar, notes, mixed, mixed_decoding, check, include_adhoc,
-                  bool(differing), selection.model)  # fmt: skip
+                  bool(differing), selection.model, blocks)  # fmt: skip
 
 
 def _silent_notes(rows: list[MeasuredRow], profile: str, rule: str) -> list[str]:
@@ -441,22 +444,7 @@ def mixed_decoding_message(selection: Selection, decodings: dict[str, list[Decod
 # Formatting (fixed precision everywhere: the files must be byte-identical across reruns)
 
 
-def round2(x: float) -> float:
-    """Round half up to 2 decimals, as a reader would: (33.33 + 100.00) / 2 -> 66.67.
-
-    The float noise below 1e-9 is dropped first (that mean is 66.66499999999999 in binary floating point).
-    """
-    return float(Decimal(repr(round(float(x), 9))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{round2(x):.2f}"
-
-
-def _signed(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{round2(x) + 0.0:+.2f}"  # + 0.0 turns -0.0 into 0.0, so a zero difference prints as +0.00
+_num, _signed = num, signed
 
 
 def _p(p: float) -> str:
@@ -474,10 +462,7 @@ def _value(row: MeasuredRow, task: str, pm: str = "±") -> str:
 
 def _spread(values: list[float] | None, pm: str = "±", *, signed: bool = False) -> str:
     """Mean (± std over seeds when there are several) of per-seed values; "n/a" for None."""
-    if values is None:
-        return "n/a"
-    mean, std = mean_std(values)
-    return (_signed(mean) if signed else _num(mean)) + (f" {pm} {_num(std)}" if std is not None else "")
+    return spread(values, pm, with_sign=signed)
 
 
 def _silent_cell(row: MeasuredRow, pm: str = "±") -> str:
@@ -663,6 +648,8 @@ def render_markdown(table: Table2) -> str:
         )
         out.append(f"| {row.label} | measured, {_source(row)} | {cells} | {_ci(row)} ({row.ci_method}) | "
                    f"{_silent_cell(row)} | {_gain_cell(row)} |")  # fmt: skip
+    for block in table.blocks:
+        out += render_block_markdown(block)
     out += [
         "",
         "## Measured rows: provenance",
@@ -869,6 +856,7 @@ def render_csv(table: Table2) -> str:
 
 
 TABLE2_SET = "table2"  # the folder under the report directory that holds the table's three files
+BLOCKS_CSV = "table2-more-benchmarks.csv"  # beside them, when the runs were judged on more than MMAU test-mini
 
 
 def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
@@ -876,9 +864,10 @@ def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
     moment leaves the old three files or the new three, never a mix); returns the paths by extension."""
     out_dir = Path(out_dir)
     renders = {"md": render_markdown, "tex": render_latex, "csv": render_csv}
-    written = replace_file_set(
-        out_dir / TABLE2_SET, {f"table2.{ext}": r(table).encode() for ext, r in renders.items()}
-    )
+    files = {f"table2.{ext}": r(table).encode() for ext, r in renders.items()}
+    if table.blocks:  # the further benchmarks, one line per (block, row, column)
+        files[BLOCKS_CSV] = render_blocks_csv(table.blocks).encode()
+    written = replace_file_set(out_dir / TABLE2_SET, files)
     for ext in renders:  # versions before the set wrote the three files beside it: never leave those to be misread
         (out_dir / f"table2.{ext}").unlink(missing_ok=True)
     return {ext: written[f"table2.{ext}"] for ext in renders}

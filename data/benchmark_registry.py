@@ -64,6 +64,13 @@ class BenchmarkSpec:
     # "error": an answer that is not one of its choices is refused (MMAU: none of its versions has one);
     # "score": such items are scored by the official rule, listed and warned about (MMAR's first release).
     answer_outside_choices: Literal["error", "score"] = "error"
+    # A run's evaluations of it: checkpoint-<step>/eval/<eval_set>/ and W&B keys eval/<eval_set>/<column>. MMAU's is
+    # "test" (the name every run directory and report has used for Table 2's benchmark); others use their name.
+    eval_set: str = ""
+
+    @property
+    def set_name(self) -> str:
+        return self.eval_set or self.name
 
     @property
     def required_fields(self) -> tuple[str, ...]:
@@ -122,6 +129,7 @@ MMAU = BenchmarkSpec(
         "f0a4a97": "2025-08-09, the revised benchmark v05.15.25 (not comparable with the two above)",
     },
     chance={"a5cd89a": 25.43, "1f675a9": 25.43, "f0a4a97": 26.15},
+    eval_set="test",
 )
 
 MMAR = BenchmarkSpec(
@@ -153,6 +161,15 @@ MMAR = BenchmarkSpec(
 )
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in (MMAU, MMAR)}
+
+
+def benchmark_of_set(set_name: str) -> BenchmarkSpec:
+    """The registered benchmark whose run evaluations are named ``set_name`` (``test`` -> MMAU test-mini)."""
+    for spec in BENCHMARKS.values():
+        if spec.set_name == set_name:
+            return spec
+    raise ValueError(f"no registered benchmark is evaluated as {set_name!r}; "
+                     f"known: {', '.join(s.set_name for s in BENCHMARKS.values())}")  # fmt: skip
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:

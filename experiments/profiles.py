@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from experiments.paths import output_root
 from experiments.spec import Experiment
@@ -108,8 +109,37 @@ def model_slug(model: str) -> str:
 
 
 SMOKE_SIZES = {"train": 120, "val": 24, "test": 30}
+SMOKE_MIX = 18  # items of the smoke profile's mixed test (the toy's: data.toy.mix.DEFAULT_MIX_SIZE)
 SFT_TOY_LR = 1e-3
 GRPO_TOY_LR = 5e-4  # 1.5e-3 sent two of three seeds to chance within 40 steps
+
+
+@dataclass(frozen=True)
+class BenchmarkSource:
+    """Where one benchmark a run is evaluated on comes from: its question file and the folder its clips are under.
+
+    ``benchmark`` is the registered name (data/benchmark_registry.py); ``version_label`` names a test set that is no
+    registered version (the toy world's), None: detect the version.
+    """
+
+    benchmark: str
+    json: Path
+    audio_dir: Path | None
+    version_label: str | None = None
+
+    @property
+    def set_name(self) -> str:
+        """Its evaluations' folder and W&B key prefix: ``test`` for MMAU test-mini, ``mmar`` for MMAR."""
+        from data.benchmark_registry import get_benchmark
+
+        return get_benchmark(self.benchmark).set_name
+
+    def load(self, **kwargs: Any) -> Any:
+        """The loaded benchmark (:func:`data.benchmark.load_benchmark`)."""
+        from data.benchmark import load_benchmark
+
+        return load_benchmark(self.json, self.audio_dir, version_label=self.version_label, benchmark=self.benchmark,
+                              **kwargs)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,43 @@ class DataPaths:
     val: Path | None = None
     train_audio_dir: Path | None = None
     val_audio_dir: Path | None = None
+    version_label: str | None = None  # of the test sets (the toy's: "toy"); None: detect MMAU's and MMAR's versions
+    more_tests: tuple[BenchmarkSource, ...] = ()  # benchmarks beside MMAU test-mini (MMAR, or the toy's mixed test)
+    skipped: tuple[str, ...] = ()  # registered benchmarks without data here, each with how to give it
+
+    @property
+    def benchmarks(self) -> tuple[BenchmarkSource, ...]:
+        """Every benchmark the profile has data for, MMAU test-mini (Table 2's) first."""
+        from data.benchmark_registry import MMAU
+
+        return (BenchmarkSource(MMAU.name, self.test_json, self.test_audio_dir, self.version_label), *self.more_tests)
+
+    def eval_benchmarks(self, names: tuple[str, ...] | None) -> tuple[BenchmarkSource, ...]:
+        """The benchmarks of ``eval.benchmarks`` (:attr:`EvalSpec.benchmark_names`; None: all the profile has,
+        saying once which registered ones it skips for want of data). A benchmark asked for by name and not given
+        is a :class:`DataError` saying how to give it."""
+        from data.schema import DataError
+
+        have = {b.benchmark: b for b in self.benchmarks}
+        if names is None:
+            for why in self.skipped:
+                _say_once(why)
+            return self.benchmarks
+        absent = [n for n in names if n not in have]
+        if absent:
+            hints = "; ".join(why for why in self.skipped if why.split(":")[0] in absent)
+            raise DataError(f"eval.benchmarks asks for {', '.join(absent)}, which this profile has no data for"
+                            + (f" ({hints})" if hints else ""))  # fmt: skip
+        return tuple(have[n] for n in names)
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(text: str) -> None:
+    if text not in _SAID:
+        _SAID.add(text)
+        print(text, flush=True)
 
 
 @dataclass(frozen=True)
@@ -130,7 +197,7 @@ class Profile:
 
     @property
     def benchmark_label(self) -> str | None:
-        """The version label of a test set that is not MMAU (the toy world's); None means: detect MMAU's."""
+        """The version label of test sets that are no registered version (the toy world's); None: detect them."""
         return None if self.name == "paper" else "toy"
 
     @property
@@ -232,7 +299,12 @@ def ensure_toy_world(seed: int = 0, sizes: dict[str, int] | None = None) -> Path
 
 
 def _toy_data(sizes: dict[str, int] | None) -> DataPaths:
+    """The toy world's splits, and its mixed test in MMAR's shape (data/toy/mix.py) standing in for MMAR."""
+    from data.benchmark_registry import MMAR
+    from data.toy.mix import DEFAULT_MIX_SIZE, MIX_FILE, ensure_mix
+
     root = ensure_toy_world(sizes=sizes)
+    mix = ensure_mix(output_root() / "cache", n=DEFAULT_MIX_SIZE if sizes is None else SMOKE_MIX)
     return DataPaths(
         test_json=root / "test" / "mmau-test-mini.json",
         test_audio_dir=root / "test",
@@ -240,6 +312,8 @@ def _toy_data(sizes: dict[str, int] | None) -> DataPaths:
         val=root / "val" / "val_qa.json",
         train_audio_dir=root / "train" / "audio",
         val_audio_dir=root / "val" / "audio",
+        version_label="toy",
+        more_tests=(BenchmarkSource(MMAR.name, mix / MIX_FILE, mix, "toy"),),
     )
 
 
@@ -252,7 +326,11 @@ PAPER_ENV = {
     "AVQA_VAL": "AVQA val annotations (val_qa.json), used for checkpoint selection, or a dataset "
     "(e.g. gijs/avqa-processed:val)",
     "AVQA_AUDIO_DIR": "directory of AVQA audio clips named <video_name>.wav",
+    "MMAR_JSON": "optional: MMAR question file (MMAR-Benchmark.json), or a dataset as ID_OR_PATH[:SPLIT]; every run "
+    "is then evaluated on MMAR too",
+    "MMAR_AUDIO_DIR": "directory holding MMAR's audio/ folder (not needed for a dataset)",
 }
+MMAR_SKIPPED = "mmar: skipped (no data: set MMAR_JSON, and MMAR_AUDIO_DIR for a question file; docs/benchmarks.md)"
 
 
 def _env_path(name: str) -> Path | None:
@@ -283,5 +361,10 @@ def _paper_data() -> DataPaths:
     test, test_audio = _source("MMAU_JSON", _env_path("MMAU_AUDIO_DIR"))
     train, train_audio = _source("AVQA_TRAIN", audio)
     val, val_audio = _source("AVQA_VAL", audio)
-    return DataPaths(test_json=Path(test or ""), test_audio_dir=test_audio, train=train, val=val, train_audio_dir=train_audio,
-                     val_audio_dir=val_audio)  # fmt: skip
+    mmar, mmar_audio = _source("MMAR_JSON", _env_path("MMAR_AUDIO_DIR"))
+    from data.benchmark_registry import MMAR
+
+    more = (BenchmarkSource(MMAR.name, mmar, mmar_audio),) if mmar is not None else ()
+    return DataPaths(test_json=Path(test or ""), test_audio_dir=test_audio, train=train, val=val,
+                     train_audio_dir=train_audio, val_audio_dir=val_audio, more_tests=more,
+                     skipped=() if more else (MMAR_SKIPPED,))  # fmt: skip

@@ -251,30 +251,42 @@ def run_table2(profile: str, seeds: list[int], model: str | None = None) -> list
 
 
 def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
-    """Zero-shot evaluation of the profile's base model on its test set, logged as a W&B run (Table 2's row)."""
+    """Zero-shot evaluation of the profile's base model on each benchmark of ``eval.benchmarks``, logged as a W&B
+    run (Table 2's row): MMAU test-mini into the run directory itself, any other into ``<run dir>/<set>/``."""
     from data.distributed import is_main
     from data.io import append_jsonl
     from experiments.record import record_rows
     from experiments.tracking import tracked_run
+    from models.loading import load_model_and_processor
     from trainers.checkpoint_eval import eval_log_row
     from trainers.record_files import EVAL_LOG, STEP_KEY
 
     data = resolved.profile.data()
+    sources = data.eval_benchmarks(resolved.experiment.eval.benchmark_names)
     model_path = resolved.profile.resolve_model()
+    results: dict[str, dict[str, Any]] = {}
     with tracked_run(resolved, resume=resume, extra_config={"base_model": model_path}) as tracker:
-        metrics = evaluate_checkpoint(
-            model_path, data.test_json, data.test_audio_dir, resolved.output_dir,
-            prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
-            version_label=resolved.profile.benchmark_label, compute_dtype=run_dtype(resolved.experiment.train),
-        )  # fmt: skip
-        row = {STEP_KEY: 0, **eval_log_row("test", metrics)}
+        loaded = load_model_and_processor(model_path)  # once, for every benchmark
+        for source in sources:
+            name = source.set_name
+            results[name] = evaluate_checkpoint(
+                model_path, source.json, source.audio_dir,
+                resolved.output_dir if name == "test" else resolved.output_dir / name,
+                prompt_id=resolved.experiment.prompt, eval_spec=resolved.experiment.eval,
+                version_label=source.version_label, compute_dtype=run_dtype(resolved.experiment.train),
+                benchmark=source.benchmark, loaded=loaded,
+            )  # fmt: skip
+        row: dict[str, Any] = {STEP_KEY: 0}
+        for name, metrics in results.items():
+            row.update(eval_log_row(name, metrics))
         # One process records (a resumed run's row is already on disk, and re-logged if W&B lost it).
         if is_main() and row not in record_rows(resolved.output_dir):
             append_jsonl(resolved.output_dir / EVAL_LOG, [{"step": 0, "dir": str(resolved.output_dir), **row}])
             tracker.log(row)
-        summary = {"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row("test", metrics).items()}
-        tracker.summary({**summary, "final/step": 0, "benchmark_version": metrics["benchmark"]["version"]})
-    return metrics
+        summary = {"final/" + k.removeprefix("eval/"): v for k, v in row.items() if k != STEP_KEY}
+        summary.update({f"benchmark_version/{n}": m["benchmark"]["version"] for n, m in results.items()})
+        tracker.summary({**summary, "final/step": 0, "benchmark_version": results["test"]["benchmark"]["version"]})
+    return results["test"]
 
 
 def evaluate_checkpoint(
@@ -290,8 +302,10 @@ def evaluate_checkpoint(
     progress: bool = True,
     loaded: tuple[Any, Any] | None = None,
     compute_dtype: str | None = None,
+    benchmark: str | None = None,
 ) -> dict[str, Any]:
-    """Load ``model`` (unless ``loaded`` gives model and processor) and evaluate it on an MMAU-format file.
+    """Load ``model`` (unless ``loaded`` gives model and processor) and evaluate it on a benchmark question file
+    (MMAU test-mini or MMAR; ``benchmark`` names it, None: recognised from the file).
 
     ``compute_dtype``: :func:`run_dtype` of the run the evaluation belongs to (None: the evaluator's default).
     """
@@ -300,14 +314,12 @@ def evaluate_checkpoint(
     from models.loading import load_model_and_processor
 
     spec = eval_spec or EvalSpec()
-    bench = load_benchmark(
-        benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio, version_label=version_label
-    )
+    bench = load_benchmark(benchmark_json, audio_dir, allow_missing_audio=allow_missing_audio,
+                           version_label=version_label, benchmark=benchmark)  # fmt: skip
     model_obj, processor = loaded if loaded is not None else load_model_and_processor(model)
-    benchmark = bench.describe()
     return evaluate(
         model_obj, processor, bench.items, out_dir,
         prompt_id=prompt_id,
         decoding=decoding_config(spec, compute_dtype),
-        model_name=str(model), benchmark=benchmark, audio_mode=spec.audio_mode, progress=progress,
+        model_name=str(model), benchmark=bench.describe(), audio_mode=spec.audio_mode, progress=progress,
     )  # fmt: skip

@@ -117,6 +117,16 @@ class EvalSpec:
     # generate(max_new_tokens=256), completed from the checkpoint's own generation config. The paper is silent on
     # decoding; the original code used the checkpoint's config. See data/evaluate.py.
     decoding: Literal["neutral", "checkpoint"] = "neutral"
+    # The benchmarks the final model and every checkpoint are evaluated on, comma-separated registered names
+    # (data/benchmark_registry.py; mmau-test-mini, Table 2's, always among them), e.g. "mmau-test-mini,mmar".
+    # None: every benchmark the profile has data for (paper: MMAU test-mini, plus MMAR when MMAR_JSON is set;
+    # toy: both toy tests). Each gets checkpoint-<step>/eval/<set>/ and W&B keys eval/<set>/... (MMAU's set: test).
+    benchmarks: str | None = None
+
+    @property
+    def benchmark_names(self) -> tuple[str, ...] | None:
+        """``benchmarks`` as a tuple of names (None: the profile's default)."""
+        return None if self.benchmarks is None else tuple(b.strip() for b in self.benchmarks.split(",") if b.strip())
 
 
 @dataclass(frozen=True)
@@ -264,6 +274,13 @@ def _is_regex(text: str) -> bool:
     return bool(text.strip())
 
 
+def _benchmark_list_ok(text: str) -> bool:
+    from data.benchmark_registry import BENCHMARKS, MMAU
+
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    return MMAU.name in names and all(n in BENCHMARKS for n in names) and len(set(names)) == len(names)
+
+
 # transformers 5.23's SchedulerType values that run with what the suite passes: no lr_scheduler_kwargs (so not
 # cosine_with_min_lr, cosine_warmup_with_min_lr, warmup_stable_decay) and no evaluation strategy (so not
 # reduce_lr_on_plateau, greedy). tests/test_validation.py checks the list against transformers.
@@ -305,6 +322,10 @@ RANGES: dict[str, Range] = {
     "eval.batch_size": _at_least(1),
     "eval.max_new_tokens": _at_least(1),
     "eval.val_items": _at_least(1),  # none: all validation items
+    "eval.benchmarks": (
+        _benchmark_list_ok,
+        "(comma-separated registered benchmarks, mmau-test-mini among them: python -m data.benchmark_registry)",
+    ),
 }
 
 

@@ -2,10 +2,11 @@
 
 Called by ``python -m experiments run NAME`` for methods ``sft`` and ``grpo``. The run directory ends with
 
-- ``checkpoint-<step>/`` (Hugging Face format, safetensors; LoRA runs hold adapters) each with ``eval/test`` and
-  ``eval/val`` predictions and metrics, and ``checkpoint_evals.jsonl`` (one line per evaluation);
-- ``predictions.json`` and ``metrics.json`` for the final model on the test set (same format as ``direct``); its
-  validation results are those of the last checkpoint (``final/`` only when no checkpoint was saved at the end);
+- ``checkpoint-<step>/`` (Hugging Face format, safetensors; LoRA runs hold adapters) each with ``eval/<set>/``
+  predictions and metrics for every benchmark of ``eval.benchmarks`` (``test``: MMAU test-mini; ``mmar``: MMAR, or
+  the toy's mixed test) and ``eval/val/``, and ``checkpoint_evals.jsonl`` (one line per evaluation);
+- ``predictions.json`` and ``metrics.json`` for the final model on MMAU test-mini (same format as ``direct``); its
+  other results are those of the last checkpoint (``final/`` only when no checkpoint was saved at the end);
 - ``train_data_report.json`` / ``val_data_report.json`` (items skipped for missing or bad audio, by id);
 - ``compute_settings.json``: deterministic algorithms, torch threads, torch version and device, one entry per
   start or resume (the same settings on the same machine give bit-identical weights; ``train.deterministic``);
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from data.avqa import load_avqa
-from data.benchmark import load_benchmark
 from data.io import read_json, write_json_atomic
 from data.schema import DataError, Item
 from experiments.compute import (
@@ -113,7 +113,8 @@ def val_subset(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
     return sorted(random.Random(seed).sample(items, n), key=lambda i: i.id)
 
 
-def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
+def _load_data(resolved: Any) -> tuple[list[Item], list[Any], list[Item]]:
+    """Train items, the loaded benchmarks of ``eval.benchmarks`` (MMAU test-mini first) and the validation subset."""
     data = resolved.profile.data()
     out = resolved.output_dir
     if data.train is None or data.val is None:
@@ -128,8 +129,8 @@ def _load_data(resolved: Any) -> tuple[list[Item], Any, list[Item]]:
         if split.padded_short_audio:
             print(f"{split.file}: {len(split.padded_short_audio)} clips shorter than one audio token are padded with "
                   f"silence (ids in {out / report})")  # fmt: skip
-    test = load_benchmark(data.test_json, data.test_audio_dir, version_label=resolved.profile.benchmark_label)
-    return train.items, test, val_subset(val.items, resolved.experiment.eval.val_items)
+    tests = [source.load() for source in data.eval_benchmarks(resolved.experiment.eval.benchmark_names)]
+    return train.items, tests, val_subset(val.items, resolved.experiment.eval.val_items)
 
 
 def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool) -> None:
@@ -187,7 +188,7 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     # Training rows after the resumed checkpoint are computed again: the record keeps only the ones that stand, and
     # gets back any it lost from the checkpoint's own copy.
     restore_train_log(out, last)
-    train_items, test, val_items = _load_data(resolved)
+    train_items, tests, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
     # One dtype for the run: the trainer's bf16 autocast and every evaluation, step 0 included (before the trainer
     # exists, so the evaluator applies it itself).
@@ -201,8 +202,8 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     use_encoder_switches(
         model, valid_frames=exp.train.valid_frame_encoder, distinct_clips=exp.train.distinct_clip_encoder
     )
-    benchmark = test.describe()
-    eval_sets = [EvalSet("test", test.items, benchmark), EvalSet("val", val_items, {"n_items": len(val_items)})]
+    eval_sets = [EvalSet(t.spec.set_name, t.items, t.describe()) for t in tests]
+    eval_sets.append(EvalSet("val", val_items, {"n_items": len(val_items)}))
 
     record_compute_settings(out, settings, resume=resume)
     with tracked_run(resolved, resume=resume, extra_config={"base_model": base, **settings}) as tracker:
@@ -264,8 +265,9 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
                 if ds_plugin is not None:
                     ds_plugin.set_deepspeed_weakref()
             barrier()
-        summary = {"final/step": step, "benchmark_version": test.version}
-        for name in ("test", "val"):
+        summary = {"final/step": step, "benchmark_version": tests[0].version}
+        summary.update({f"benchmark_version/{t.spec.set_name}": t.version for t in tests})
+        for name in final:
             summary.update({"final/" + k.removeprefix("eval/"): v for k, v in eval_log_row(name, final[name]).items()})
         tracker.summary(summary)
     return final["test"]

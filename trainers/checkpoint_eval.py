@@ -1,4 +1,4 @@
-"""Evaluate every checkpoint as it is saved, on the test set and a held-out validation set.
+"""Evaluate every checkpoint as it is saved, on each benchmark of the run and a held-out validation set.
 
 Fig. 3 and Fig. 4 plot test accuracy at each checkpoint, and honest checkpoint selection needs a validation score
 at each checkpoint too (the paper picked checkpoints on MMAU itself). :class:`CheckpointEvaluator` is a
@@ -36,12 +36,10 @@ from models.evaluate import DecodingConfig, FeatureCache, evaluate
 from trainers.console import say
 from trainers.record_files import EVAL_LOG, STEP_KEY
 
-TASK_KEYS = ("sound", "music", "speech", "avg")
-
 
 @dataclass
 class EvalSet:
-    """One set of items evaluated at every checkpoint, e.g. ``test`` (the benchmark) or ``val`` (selection)."""
+    """One set of items evaluated at every checkpoint: ``test`` (MMAU test-mini), ``mmar``, or ``val`` (selection)."""
 
     name: str
     items: Sequence[Item]
@@ -50,8 +48,9 @@ class EvalSet:
 
 
 def eval_log_row(set_name: str, metrics: dict[str, Any]) -> dict[str, float]:
-    """The W&B keys for one evaluation: eval/<set>/<task> for each task with items, plus the answer-format rate."""
-    row = {f"eval/{set_name}/{k}": v for k, v in metrics["accuracy"].items() if k in TASK_KEYS and v is not None}
+    """The W&B keys for one evaluation: eval/<set>/<column> for each of the benchmark's columns with items (MMAU's
+    tasks, MMAR's modalities) and the average, plus the answer-format rate."""
+    row = {f"eval/{set_name}/{k}": v for k, v in metrics["accuracy"].items() if v is not None}
     row[f"eval/{set_name}/format_rate"] = metrics.get("format_rate")
     return row
 

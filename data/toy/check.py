@@ -5,8 +5,8 @@ Run::
     python -m data.toy check --out DIR [--seed N] [--sizes train=3000,val=300,test=1980] [--no-fail] [--no-audio]
 
 The world in ``DIR`` is generated first (with the same options as ``python -m data.toy --out DIR``) if
-``DIR/world.json`` is absent. For each split (train, val, test), per sub-category and overall, it prints and writes
-to ``DIR/check.json``:
+``DIR/world.json`` is absent, and so is its mixed test in MMAR's shape (``DIR/mix/``, :mod:`data.toy.mix`). For
+each split (train, val, test, mix), per sub-category and overall, it prints and writes to ``DIR/check.json``:
 
 * **chance**: the expected accuracy of a uniform pick among the listed choices
   (:func:`data.toy.generate.chance_accuracy`, the number world.json stores);
@@ -45,6 +45,8 @@ import numpy as np
 from data.audio import SAMPLE_RATE
 from data.io import write_text_atomic
 from data.toy.generate import annotation_file, chance_accuracy, generate_world, parse_sizes, split_plan, word_set
+from data.toy.mix import MANIFEST as MIX_MANIFEST
+from data.toy.mix import MIX_FILE, generate_mix
 from data.toy.synth import fast_len
 from data.toy.world import DIFFICULTIES, SPECS, SPLITS
 
@@ -69,6 +71,7 @@ __all__ = [
 
 # Issue 11, item 1: "the best text-only policy scores at most chance + 2 points" on every split.
 MAX_TEXT_MARGIN_POINTS = 2.0
+MIX = "mix"  # the mixed test's split name here, and its folder in a world directory
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,15 @@ class CheckItem:
 
 
 def load_split(world_dir: str | Path, split: str) -> list[CheckItem]:
-    """The items of one split of a generated world (AVQA files for train/val, the MMAU file for test)."""
+    """The items of one split of a generated world (AVQA files for train/val, the MMAU file for test, the MMAR-shaped
+    file of the mixed test for ``mix``: its item's sub-category and task are the target's)."""
     world = Path(world_dir)
-    path = world / annotation_file(split)
+    path = world / MIX / MIX_FILE if split == MIX else world / annotation_file(split)
     items = []
     for r in json.loads(path.read_text(encoding="utf-8")):
-        if split == "test":
+        if split == MIX:
+            sub, choices, gold, audio = r["sub-category"], r["choices"], r["answer"], world / MIX / r["audio_path"]
+        elif split == "test":
             sub, choices, gold, audio = r["sub-category"], r["choices"], r["answer"], world / "test" / r["audio_id"]
         else:
             sub, choices = r["question_type"], r["multi_choice"]
@@ -442,7 +448,8 @@ def run_check(world_dir: str | Path, *, audio: bool = True, progress: bool = Fal
     """Check a generated world; writes and returns the report (also ``world_dir/check.json``)."""
     world = Path(world_dir)
     manifest = json.loads((world / "world.json").read_text(encoding="utf-8"))
-    splits = {split: load_split(world, split) for split in SPLITS}
+    names = [*SPLITS, *([MIX] if (world / MIX / MIX_FILE).is_file() else [])]
+    splits = {split: load_split(world, split) for split in names}
     summary = summarize(splits, audio_scores(splits, progress=progress) if audio else None)
     bad = failures(summary)
     report = {
@@ -496,10 +503,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     try:
-        _ensure_world(out, args.seed, args.sizes, progress=not args.no_progress)
+        manifest = _ensure_world(out, args.seed, args.sizes, progress=not args.no_progress)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not (out / MIX / MIX_MANIFEST).is_file():
+        generate_mix(out / MIX, seed=int(manifest.get("seed", 0)), progress=not args.no_progress)
     report = run_check(out, audio=not args.no_audio, progress=not args.no_progress)
     _print(report)
     print(f"wrote {out / 'check.json'}")

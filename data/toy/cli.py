@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m data.toy --out outputs/toy                      # train 3000, val 300, test 1980 items, seed 0
+    python -m data.toy --out outputs/toy                      # train 3000, val 300, test 1980, mix 990 items, seed 0
     python -m data.toy --out /tmp/toy --seed 1 --sizes train=300,val=30,test=60 --check
     python -m data.toy check --out outputs/toy                # can text alone answer it? (see data/toy/check.py)
 """
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from data.toy import check
 from data.toy.generate import generate_world, parse_sizes
+from data.toy.mix import DEFAULT_MIX_SIZE, generate_mix
 from data.toy.world import DIFFICULTIES, SPLITS
 
 
@@ -34,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output directory (created if missing)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sizes", default=None, help="e.g. train=3000,val=300,test=1980 (unnamed splits keep defaults)")
+    ap.add_argument(
+        "--mix",
+        type=int,
+        default=DEFAULT_MIX_SIZE,
+        help=f"items of the mixed test in MMAR's shape, under OUT/mix/ (default {DEFAULT_MIX_SIZE})",
+    )
     ap.add_argument("--check", action="store_true", help="also print simple-feature separability per sub-category")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
@@ -43,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(str(e))
     start = time.perf_counter()
     manifest = generate_world(args.out, seed=args.seed, sizes=sizes, progress=not args.no_progress)
-    print(f"wrote {sum(sizes.values())} clips to {args.out} in {time.perf_counter() - start:.1f} s")
+    generate_mix(f"{args.out}/mix", seed=args.seed, n=args.mix, progress=not args.no_progress)
+    print(f"wrote {sum(sizes.values()) + args.mix} clips to {args.out} in {time.perf_counter() - start:.1f} s")
     print("chance accuracy (uniform pick among the listed choices):")
     for split in SPLITS:
         c = manifest["chance"][split]
