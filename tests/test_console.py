@@ -118,7 +118,7 @@ def test_each_checkpoint_evaluation_shows_a_bar_and_its_summary_on_its_own_line(
         # At a line start: after a newline, or after the carriage return that ends the clearing of a live bar,
         # never after a bar's text; and the line ends there.
         assert out[at - 1] in "\r\n", repr(out[max(0, at - 80) : at + 40])
-        assert re.match(r"\[step \d+\] test/avg=[\d.]+, val/avg=[\d.]+\n", out[at:])
+        assert re.match(r"\[step \d+\] test/avg=[\d.]+, mmar/avg=[\d.]+, val/avg=[\d.]+\n", out[at:])
     for before, at in zip(summaries, summaries[1:], strict=False):  # each evaluation (steps 2, 4) has its bars
         # (cleared once finished, keep_bar=False: the summary line stays, the bars do not)
         assert "eval test: " in out[before:at] and "eval val: " in out[before:at]

@@ -74,6 +74,12 @@ def train_rows(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not any(t in k for t in TIMING)} for r in rows]
 
 
+def eval_rows(run_dir: Path) -> list[dict]:
+    """The evaluation record, by step, less the directory each evaluation was written to."""
+    rows = [json.loads(line) for line in (run_dir / "checkpoint_evals.jsonl").read_text().splitlines()]
+    return sorted(({k: v for k, v in r.items() if k != "dir"} for r in rows), key=lambda r: r["step"])
+
+
 def weights(run_dir: Path, name: str, step: int = 4) -> dict[str, torch.Tensor]:
     return load_file(run_dir / f"checkpoint-{step}" / WEIGHTS[name])
 
@@ -89,11 +95,14 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 
 def assert_same_run(resumed: Path, reference: Path, name: str) -> None:
-    """Same training rows, same final weights, same predictions at every checkpoint and at the end."""
+    """Same training rows, same final weights, same predictions at every checkpoint (on each benchmark and val) and
+    at the end, and the same evaluation records (every benchmark's keys included)."""
     assert train_rows(resumed) == train_rows(reference)
     assert_same_weights(weights(resumed, name), weights(reference, name))
+    assert eval_rows(resumed) == eval_rows(reference)
+    assert any("eval/mmar/avg" in r for r in eval_rows(resumed))  # the second benchmark is in the record
     for step in (2, 4):
-        for split in ("test", "val"):
+        for split in ("test", "mmar", "val"):
             rel = Path(f"checkpoint-{step}") / "eval" / split / "predictions.json"
             assert outputs(resumed / rel) == outputs(reference / rel), f"{rel} differs"
     assert outputs(resumed / "predictions.json") == outputs(reference / "predictions.json")
