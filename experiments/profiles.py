@@ -4,8 +4,9 @@
   variables (``MMAU_JSON``, ``MMAU_AUDIO_DIR``, ``AVQA_TRAIN``, ``AVQA_VAL``, ``AVQA_AUDIO_DIR``; see README).
   The paper's settings, unchanged. Needs GPUs.
 - ``toy`` (default): the toy instruct base (the tiny Qwen2-Audio after a short instruction tuning, see
-  ``experiments/toy_base.py``; 2 s audio window) on the synthetic toy world (``data/toy/``), both built on first
-  use under ``outputs/cache/``. The recipe is scaled to CPU minutes (table below, also in the README).
+  ``experiments/toy_base.py``; 2 s audio window; shipped in ``assets/toy-bases/``) on the synthetic toy world
+  (``data/toy/``) and its mixed test in MMAR's shape (``data/toy/mix.py``), built on first use under
+  ``outputs/cache/``. The recipe is scaled to CPU minutes (table below, also in the README).
 - ``smoke``: the same code path in seconds, for tests: the *untrained* tiny model, a small toy world, a few steps.
   Its numbers mean nothing.
 
@@ -62,10 +63,10 @@ def resolve_model_name(name: str) -> str:
     """A hub id or path unchanged; a local model name (:data:`LOCAL_MODELS`) -> the locally built model (built
     once, cached)."""
     cache = output_root() / "cache"
-    if name in TOY_BASES:
-        from experiments.toy_base import ToyBaseSpec, ensure_toy_base
+    if name in TOY_BASES:  # the shipped base of its family (experiments/shipped_base.py), else a cached build
+        from experiments.toy_base import ToyBaseSpec, toy_base_model
 
-        return str(ensure_toy_base(cache, ToyBaseSpec(family=TOY_BASES[name])))
+        return str(toy_base_model(cache, ToyBaseSpec(family=TOY_BASES[name])))
     from models.tiny import TINY_MODELS, ensure_tiny_model
 
     if name in TINY_MODELS:

@@ -1,9 +1,12 @@
 """The toy profile's base model: the tiny Qwen2-Audio after a short instruction tuning (a "toy Instruct").
 
-Built on first use and cached under ``outputs/cache/toy-instruct-<hash>``, the hash covering everything that
-defines it (the code of the tiny model, the toy world, the instruct corpus, the prompts and the SFT trainer, and the
-settings below), so a change rebuilds it and an unchanged tree reuses it. See ``data/toy/instruct.py`` for what it
-is taught and why.
+**Shipped**: the default base of each family lives in the repository (``assets/toy-bases/<name>/``, checked by
+checksum; :mod:`experiments.shipped_base`), and every machine starts from it (:func:`toy_base_model`), since a base
+built on another CPU is another base. A base of other settings (another seed, for the robustness table) is built on
+first use and cached under ``outputs/cache/toy-instruct-<hash>``, the hash covering everything that defines it (the
+code of the tiny model, the toy world, the instruct corpus, the prompts and the SFT trainer, and the settings
+below), so a change rebuilds it and an unchanged tree reuses it. See ``data/toy/instruct.py`` for what it is taught
+and why.
 
 The build is **gated**: after training, the base answers the toy test split zero-shot with Prompt <2> (the
 ``direct`` experiment's prompt and decoding), with real and with silent audio, and ``base_report.json`` records the
@@ -12,7 +15,9 @@ silent-audio accuracy. A base that answers in the format less than 95% of the ti
 than 90% of the time, gives no usable start for the study (GRPO's rewards need both): the build then fails with the
 report and is not cached.
 
-    python -m experiments.toy_base                       # build (minutes on 2 CPU cores), print the report
+    python -m experiments.toy_base                       # the shipped base's report
+    python -m experiments.toy_base --rebuild             # build from this code (minutes on 2 CPU cores), compare
+    python -m experiments.toy_base --ship                # ... and replace the shipped base with the build
     python -m experiments.toy_base --seed 1 --cache /tmp/b   # another seed, elsewhere (the robustness table)
 """
 
@@ -114,6 +119,38 @@ def ensure_toy_base(cache_root: str | Path, spec: ToyBaseSpec | None = None) -> 
             )
 
     return build_once(path, build, done="model.safetensors")
+
+
+_NOTED: set[str] = set()
+
+
+def shipped_base(spec: ToyBaseSpec, root: Path | None = None) -> Path | None:
+    """The shipped base of ``spec`` (the same settings, family included), or None if none is shipped."""
+    from experiments.shipped_base import read_manifest, shipped_dir
+
+    path = shipped_dir(base_name(spec.family), root)
+    manifest = read_manifest(path)
+    return path if manifest is not None and manifest["spec"] == json.loads(json.dumps(asdict(spec))) else None
+
+
+def toy_base_model(cache_root: str | Path, spec: ToyBaseSpec | None = None, root: Path | None = None) -> Path:
+    """The base the toy profile starts from: the shipped one of ``spec`` (checked against its checksums), else the
+    cached build (:func:`ensure_toy_base`). A shipped base built by other code than this tree's is used as shipped,
+    and said once: ``--rebuild`` shows whether this code builds the same."""
+    from experiments.shipped_base import check_shipped
+
+    spec = spec or ToyBaseSpec()
+    path = shipped_base(spec, root)
+    if path is None:
+        return ensure_toy_base(cache_root, spec)
+    manifest = check_shipped(path)
+    now = _fingerprint(spec)
+    if manifest["fingerprint"] != now and str(path) not in _NOTED:
+        _NOTED.add(str(path))
+        print(f"note: the shipped toy base {path.name} was built by other code (fingerprint {manifest['fingerprint']}, "
+              f"this tree {now}); it is used as shipped. `python -m experiments.toy_base --family {spec.family} "
+              "--rebuild` builds one from this code, `--ship` replaces the shipped one")  # fmt: skip
+    return path
 
 
 def failed_builds_dir(cache_root: str | Path) -> Path:
@@ -220,15 +257,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", default=None, help="cache folder (default: outputs/cache)")
     ap.add_argument("--family", default="qwen2-audio", help="whose tiny twin to tune: qwen2-audio (default), "
                     "qwen2.5-omni, qwen3-omni")  # fmt: skip
+    ap.add_argument("--rebuild", action="store_true", help="build from this code even where a base is shipped, and "
+                    "say whether the build is bit-identical to the shipped one")  # fmt: skip
+    ap.add_argument("--ship", action="store_true", help="rebuild (or reuse the cached build) and replace the shipped "
+                    "base of these settings with it (assets/toy-bases/)")  # fmt: skip
     args = ap.parse_args(argv)
+    from data.io import sha256_file
+    from experiments.shipped_base import check_shipped, ship, shipped_dir
+
     cache = Path(args.cache) if args.cache else output_root() / "cache"
+    spec = ToyBaseSpec(seed=args.seed, family=args.family)
+    shipped = shipped_base(spec)
     try:
-        base = ensure_toy_base(cache, ToyBaseSpec(seed=args.seed, family=args.family))
+        base = (
+            ensure_toy_base(cache, spec)
+            if args.rebuild or args.ship or shipped is None
+            else toy_base_model(cache, spec)
+        )
     except BaseGateError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(json.loads((base / REPORT).read_text()), indent=2))
-    print(f"toy instruct base: {base}")
+    if shipped is not None and base != shipped:
+        same = sha256_file(base / "model.safetensors") == check_shipped(shipped)["files"]["model.safetensors"]
+        print(f"the build is {'bit-identical to' if same else 'NOT the same as'} the shipped base {shipped}")
+    if args.ship:
+        where = ship(base, base_name(spec.family), spec=asdict(spec), fingerprint=_fingerprint(spec))
+        print(f"shipped: {where} (commit it to share it)")
+    elif shipped is None and shipped_dir(base_name(spec.family)).exists():
+        print(f"note: these settings are not the shipped base's ({shipped_dir(base_name(spec.family))})")
+    print(f"toy instruct base: {base if not args.ship else shipped_dir(base_name(spec.family))}")
     return 0
 
 

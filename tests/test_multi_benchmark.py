@@ -278,3 +278,17 @@ def test_quoted_mmar_rows_only_beside_a_registered_mmar_version(tmp_path) -> Non
     assert any(q.avg == 47.6 and q.benchmark_version == "6249700" for q in real.quoted)
     toy = build_block([Row("toy-12345678")], Check(), "mmar")
     assert toy.quoted == () and "shape" in toy.title
+
+
+def test_paper_time_reads_each_runs_evaluation_seconds_per_set(study, tmp_path, monkeypatch) -> None:
+    from bench.paper_time import main as paper_time
+
+    root, _ = study
+    monkeypatch.setenv("R1AQA_OUTPUTS", str(root))
+    out = tmp_path / "t.json"
+    assert paper_time(["--profile", "smoke", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["runs"]) == {"direct", *TRAINED} and "machine" in result
+    for name, r in result["runs"].items():
+        assert {"test", "mmar"} <= set(r["eval_s"]) and set(r["silent_s"]) == {"test", "mmar"}, name
+        assert r["wall_s"] >= sum(r["eval_s"].values()) > 0
