@@ -151,6 +151,20 @@ def read_silent(check: CrossCheck, checkpoint: SelectedCheckpoint, set_name: str
     return SilentEval(float(avg), DIFFERS if found else OK, differences=tuple(found))
 
 
+def silent_values(silent: Sequence[SilentEval]) -> list[float] | None:
+    """Each seed's silent-audio accuracy (%), or None unless every seed has one (a partial mean would mislead)."""
+    values = [s.avg for s in silent]
+    return [float(v) for v in values if v is not None] if values and None not in values else None
+
+
+def listening_gains(real: Sequence[float | None], silent: Sequence[SilentEval]) -> list[float] | None:
+    """Listening gain per seed: accuracy with audio minus with silence; None unless every seed has both."""
+    quiet = silent_values(silent)
+    if quiet is None or not real or None in real:
+        return None
+    return [float(r) - q for r, q in zip(real, quiet, strict=True) if r is not None]
+
+
 def chance_level(predictions: Path | None) -> float | None:
     """The test set's chance accuracy (%): the mean over its items of 1 / the number of choices, from the records of
     a saved ``predictions.json`` (which carry each item's choices); None if they cannot be read."""

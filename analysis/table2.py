@@ -87,7 +87,17 @@ from analysis.select import (
     model_flag,
 )
 from analysis.select import select_checkpoints as _select
-from analysis.silent import DIFFERS, MISSING, NOT_HERE, SilentEval, chance_level, read_silent, silent_command
+from analysis.silent import (
+    DIFFERS,
+    MISSING,
+    NOT_HERE,
+    SilentEval,
+    chance_level,
+    listening_gains,
+    read_silent,
+    silent_command,
+    silent_values,
+)
 from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
 from analysis.table2_more import Block, block_sets, build_block, render_block_markdown, render_blocks_csv
@@ -141,16 +151,12 @@ class MeasuredRow:
     @property
     def silent_values(self) -> list[float] | None:
         """Each seed's silent-audio accuracy (%), or None unless every seed has one (a partial mean would mislead)."""
-        values = [s.avg for s in self.silent]
-        return [float(v) for v in values if v is not None] if values and None not in values else None
+        return silent_values(self.silent)
 
     @property
     def gains(self) -> list[float] | None:
         """Listening gain per seed: the selected checkpoint's test accuracy with audio minus with silence."""
-        silent, real = self.silent_values, [c.test["avg"] for c in self.checkpoints]
-        if silent is None or None in real:
-            return None
-        return [float(r) - s for r, s in zip(real, silent, strict=True) if r is not None]
+        return listening_gains([c.test["avg"] for c in self.checkpoints], self.silent)
 
     @property
     def versions(self) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 from analysis.fmt import num, spread
 from analysis.paper_numbers import QUOTED_BY_SET, QuotedScore
 from analysis.select import read_metrics
-from analysis.silent import DIFFERS, SilentEval, chance_level, read_silent
+from analysis.silent import DIFFERS, SilentEval, chance_level, listening_gains, read_silent, silent_values
 from analysis.stats import mean_std
 from data.benchmark_registry import benchmark_of_set
 
@@ -50,15 +50,11 @@ class BlockRow:
 
     @property
     def silent_values(self) -> list[float] | None:
-        values = [s.avg for s in self.silent]
-        return [float(v) for v in values if v is not None] if values and None not in values else None
+        return silent_values(self.silent)
 
     @property
     def gains(self) -> list[float] | None:
-        silent, real = self.silent_values, self.values.get("avg", [])
-        if silent is None or not real or None in real:
-            return None
-        return [float(r) - s for r, s in zip(real, silent, strict=True) if r is not None]
+        return listening_gains(self.values.get("avg", []), self.silent)
 
 
 @dataclass
