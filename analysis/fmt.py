@@ -35,3 +35,18 @@ def spread(values: Sequence[float] | None, pm: str = "±", *, with_sign: bool = 
         return "n/a"
     mean, std = mean_std(list(values))
     return (signed(mean) if with_sign else num(mean)) + (f" {pm} {num(std)}" if std is not None else "")
+
+
+_TEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
+                "<": r"$\langle$", ">": r"$\rangle$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
+TEX_PM = "$\\pm$"
+
+
+def tex(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
+    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def tex_minus(text: str) -> str:
+    """A leading minus sign as a math minus (a bare "-" prints as a hyphen)."""
+    return "$-$" + text[1:] if text.startswith("-") else text

@@ -65,7 +65,7 @@ from analysis.crosscheck import (
     check_runs,
     read_decoding,
 )
-from analysis.fmt import num, round2, signed, spread
+from analysis.fmt import TEX_PM, num, round2, signed, spread, tex, tex_minus
 from analysis.paper_numbers import (
     MCNEMAR_PAIRS,
     PAPER_BASE_MODEL,
@@ -100,7 +100,14 @@ from analysis.silent import (
 )
 from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
 from analysis.stats import PairedCounts, load_correctness, mean_std, paired_counts, t_interval, wilson_interval
-from analysis.table2_more import Block, block_sets, build_block, render_block_markdown, render_blocks_csv
+from analysis.table2_more import (
+    Block,
+    block_sets,
+    build_block,
+    render_block_latex,
+    render_block_markdown,
+    render_blocks_csv,
+)
 from data.io import replace_file_set
 from data.schema import DataError
 from experiments.paths import output_root
@@ -721,24 +728,12 @@ def _standard_notes(table: Table2) -> list[str]:
     return notes
 
 
-_TEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-                "<": r"$\langle$", ">": r"$\rangle$", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
-
-
-_TEX_PM = "$\\pm$"
-
-
-def _tex(text: str) -> str:
-    return "".join(_TEX_ESCAPES.get(ch, ch) for ch in text)
+_TEX_PM = TEX_PM
+_tex, _tex_minus = tex, tex_minus
 
 
 def _tex_signed(x: float | None) -> str:
     return _tex_minus(_signed(x))
-
-
-def _tex_minus(text: str) -> str:
-    """A leading minus sign as a math minus (a bare "-" prints as a hyphen)."""
-    return "$-$" + text[1:] if text.startswith("-") else text
 
 
 def render_latex(table: Table2) -> str:
@@ -789,6 +784,8 @@ def render_latex(table: Table2) -> str:
                    f"({_tex(row.ci_method)})}} & {_silent_cell(row, _TEX_PM)} & "
                    f"{_tex_minus(_gain_cell(row, _TEX_PM))} \\\\")  # fmt: skip
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    for block in table.blocks:
+        out += render_block_latex(block)
     out += [
         "\\begin{table}[t]",
         "\\centering",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.fmt import num, spread
+from analysis.fmt import TEX_PM, num, spread, tex, tex_minus
 from analysis.paper_numbers import QUOTED_BY_SET, QuotedScore
 from analysis.select import read_metrics
 from analysis.silent import DIFFERS, SilentEval, chance_level, listening_gains, read_silent, silent_values
@@ -162,6 +162,29 @@ def render_block_markdown(block: Block) -> list[str]:
     if block.notes:
         out += ["", *[f"- {note}" for note in block.notes]]
     return out
+
+
+def render_block_latex(block: Block) -> list[str]:
+    """The block as a LaTeX ``table`` float (booktabs), as table2.tex renders the MMAU table."""
+    columns = [c if c != "avg" else "Average" for c in block.columns]
+    caption = (f"{tex(block.title)}: accuracy (\\%) at the same selected checkpoints as the MMAU table, benchmark "
+               f"{tex(', '.join(block.versions) or 'unknown')}; mean $\\pm$ std over seeds. Silent and gain as there. "
+               f"Chance level: {tex(num(block.chance))}\\%."
+               + (" Quoted rows: leaderboard averages on the file version named, never measured here."
+                  if block.quoted else ""))  # fmt: skip
+    out = ["\\begin{table}[t]", "\\centering", "\\small", f"\\caption{{{caption}}}",
+           f"\\label{{tab:table2-{block.set_name}}}", "\\begin{tabular}{ll" + "r" * (len(columns) + 2) + "}",
+           "\\toprule", "Method & Source & " + " & ".join(tex(c) for c in columns) + " & Silent & Gain \\\\",
+           "\\midrule"]  # fmt: skip
+    for q in block.quoted:
+        blanks = " & " * (len(columns) - 1)
+        out.append(f"{tex(q.label)} & quoted, {tex(q.benchmark_version)} & {blanks}{num(q.avg)} & & \\\\")
+    for row in block.rows:
+        cells = " & ".join(row.cell(c).replace("±", TEX_PM) for c in block.columns)
+        silent = spread(row.silent_values, TEX_PM)
+        gain = tex_minus(spread(row.gains, TEX_PM, with_sign=True))
+        out.append(f"{tex(row.label)} & measured & {cells} & {silent} & {gain} \\\\")
+    return [*out, "\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
 
 
 def render_blocks_csv(blocks: Sequence[Block]) -> str:

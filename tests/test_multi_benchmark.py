@@ -227,6 +227,8 @@ def test_table2_block_and_silent_controls_read_the_selected_checkpoints_files(st
         assert row.gains == [real["accuracy"]["avg"] - silent["accuracy"]["avg"]]
     md = (root / "reports" / "table2" / "table2.md").read_text()
     assert "## Test in MMAR's shape (toy-" in md
+    tex = (root / "reports" / "table2" / "table2.tex").read_text()
+    assert "\\label{tab:table2-mmar}" in tex and tex.count("\\begin{table}") == tex.count("\\end{table}") == 3
     csv_rows = (root / "reports" / "table2" / "table2-more-benchmarks.csv").read_text().splitlines()
     assert len(csv_rows) == 1 + len(block.rows) * (len(block.columns) + 2)
 
