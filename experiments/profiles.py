@@ -197,11 +197,6 @@ class Profile:
     description: str
 
     @property
-    def benchmark_label(self) -> str | None:
-        """The version label of test sets that are no registered version (the toy world's); None: detect them."""
-        return None if self.name == "paper" else "toy"
-
-    @property
     def default_model(self) -> str:
         return PROFILES[self.name].model
 
