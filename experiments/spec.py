@@ -99,6 +99,9 @@ class GRPOSpec:
     # (same samples) and in the log-probability passes (same log-probabilities and gradients).
     shared_prompt_prefill: bool = True
     shared_prompt_scoring: bool = True
+    # Prompt groups (G completions each) of sampled completions recorded per logging step: completions.jsonl in the
+    # run directory, then the W&B table "completions" (trainers/completion_samples.py). 0: none.
+    sample_groups: int = 2
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,7 @@ RANGES: dict[str, Range] = {
     "grpo.scale_rewards": _one_of("group", "batch", "none"),
     "grpo.epsilon": ((lambda v: 0 < v < 1), "in (0, 1) (the ratio is clipped to [1 - epsilon, 1 + epsilon])"),
     "grpo.num_iterations": _at_least(1),
+    "grpo.sample_groups": _at_least(0, " (0: no sampled completions recorded)"),
     "eval.batch_size": _at_least(1),
     "eval.max_new_tokens": _at_least(1),
     "eval.val_items": _at_least(1),  # none: all validation items

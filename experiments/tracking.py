@@ -84,6 +84,16 @@ class Tracker:
         if self.run is not None:
             self.run.log({k: v for k, v in row.items() if v is not None})
 
+    def table(self, key: str, rows: list[dict[str, Any]], step: int) -> None:
+        """Log ``rows`` as one W&B table at ``train/global_step`` = ``step`` (the rows are on disk already)."""
+        if self.run is not None and rows:
+            import wandb
+
+            from trainers.completion_samples import table_columns
+
+            columns, data = table_columns(rows)
+            self.run.log({key: wandb.Table(columns=columns, data=data), STEP_KEY: step})
+
     def summary(self, values: dict[str, Any]) -> None:
         if self.run is not None:
             for k, v in values.items():

@@ -167,6 +167,7 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
         resumable_checkpoint,
     )
     from trainers.common import checkpoint_finished_training
+    from trainers.completion_samples import drop_rows_after
     from trainers.console import install_compact_log
     from trainers.log_recorder import TrainLogRecorder
 
@@ -188,6 +189,7 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     # Training rows after the resumed checkpoint are computed again: the record keeps only the ones that stand, and
     # gets back any it lost from the checkpoint's own copy.
     restore_train_log(out, last)
+    drop_rows_after(out, int(last.name.split("-")[1]) if last is not None else 0)  # sampled again by the resume
     train_items, tests, val_items = _load_data(resolved)
     base = resolved.profile.resolve_model()
     # One dtype for the run: the trainer's bf16 autocast and every evaluation, step 0 included (before the trainer
@@ -225,9 +227,12 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
                 schedule_steps=exp.train.schedule_steps, callbacks=callbacks,
             )  # fmt: skip
         elif exp.method == "grpo":
+            from trainers.completion_samples import CompletionSampleRecorder
             from trainers.grpo import build_grpo_trainer
 
-            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=callbacks, **common)
+            samples = CompletionSampleRecorder(out, log_table=tracker.table)
+            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=callbacks,
+                                         completion_sampler=samples, **common)  # fmt: skip
         else:
             raise ValueError(f"run_training cannot train method {exp.method!r}")
         install_compact_log(trainer)  # one short line per logging step under the bar; full rows go to train_log.jsonl

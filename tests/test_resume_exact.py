@@ -2,9 +2,9 @@
 
 Each method (full SFT, LoRA SFT, full GRPO, GRPO-LoRA) runs once uninterrupted on the smoke profile (4 steps, a
 checkpoint every 2). A second run of it is SIGKILLed (``tests/kill_at.py``: the whole process group, at an exact
-moment) and resumed with ``--resume``; then the training rows after the checkpoint, the final weights and every
-prediction must equal the uninterrupted run's, bit for bit (one CPU process, deterministic algorithms). Comparing
-the state itself is the point: a resume that loaded nothing (the full-parameter runs until issue 20) still counted
+moment) and resumed with ``--resume``; then the training rows after the checkpoint, the final weights, every
+prediction and GRPO's sampled completions must equal the uninterrupted run's, bit for bit (one CPU process,
+deterministic algorithms). Comparing the state itself is the point: a resume that loaded nothing (the full-parameter runs until issue 20) still counted
 the right steps.
 """
 
@@ -80,6 +80,10 @@ def eval_rows(run_dir: Path) -> list[dict]:
     return sorted(({k: v for k, v in r.items() if k != "dir"} for r in rows), key=lambda r: r["step"])
 
 
+def completion_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "completions.jsonl").read_text().splitlines()]
+
+
 def weights(run_dir: Path, name: str, step: int = 4) -> dict[str, torch.Tensor]:
     return load_file(run_dir / f"checkpoint-{step}" / WEIGHTS[name])
 
@@ -106,6 +110,9 @@ def assert_same_run(resumed: Path, reference: Path, name: str) -> None:
             rel = Path(f"checkpoint-{step}") / "eval" / split / "predictions.json"
             assert outputs(resumed / rel) == outputs(reference / rel), f"{rel} differs"
     assert outputs(resumed / "predictions.json") == outputs(reference / "predictions.json")
+    if name.startswith("grpo"):  # the sampled completions: what a resume samples again is what the run sampled
+        assert completion_rows(resumed) == completion_rows(reference)
+        assert sorted({r[STEP] for r in completion_rows(resumed)}) == [1, 2, 3, 4]
     assert (resumed / "run_complete.json").exists()
 
 

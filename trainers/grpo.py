@@ -24,7 +24,7 @@ The dataset rows carry ``prompt`` (the chat-rendered prompt text with one ``<|AU
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -36,6 +36,7 @@ from models.features import featurize, placeholder_ids
 from models.loading import audio_window_seconds, load_model
 from models.registry import family_of
 from trainers.common import SuiteTrainerMixin, freeze_audio_encoder
+from trainers.completion_samples import ITEM_COLUMNS, sample_rows
 from trainers.group_prefill import shared_prefix_logps
 
 
@@ -87,6 +88,9 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
         self.merged_lora_generation = False  # speed switch, see trainers/lora_generation.py
         self.shared_prompt_prefill = False  # speed switches, see trainers/group_prefill.py
         self.shared_prompt_scoring = False
+        # Sampled completions per logging step (trainers/completion_samples.py): groups recorded, and where to.
+        self.sample_groups = 0
+        self.completion_sampler: Callable[[int, list[dict[str, Any]]], None] | None = None
         self._window = audio_window_seconds(processing_class)
         self._batch_audio_paths: list[str] | None = None
         self._audio: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -94,6 +98,9 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
     # -- generation: featurise the audio once per distinct clip ----------------------------------------------------
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         self._batch_audio_paths = [x["audio_path"] for x in inputs]
+        if self.completion_sampler is not None:  # carried beside each completion into TRL's buffers (its _logs)
+            for column in ITEM_COLUMNS:
+                self._log_completion_extra(column, [x[column] for x in inputs])
         try:
             output = super()._generate_and_score_completions(inputs)
             if self._audio is None:
@@ -103,6 +110,14 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
             self._batch_audio_paths = None
             self._audio = None
         return output
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        super().log(logs, start_time)  # the scalar row first: train_log.jsonl, then W&B (trainers/log_recorder.py)
+        if self.completion_sampler is not None and self.model.training and "loss" in logs:
+            rows = sample_rows(self._logs, self.state.global_step, groups=self.sample_groups,
+                               group_size=self.num_generations)  # fmt: skip
+            if self.accelerator.is_main_process:
+                self.completion_sampler(self.state.global_step, rows)
 
     def _audio_dtype(self) -> torch.dtype:
         model = self.accelerator.unwrap_model(self.model)
@@ -258,6 +273,7 @@ def build_dataset(items: Any, processor: Any, prompt_id: str):
     rows = [
         {
             "prompt": render_prompt(processor, build_conversation(i.question, i.choices, prompt_id)),
+            "question": i.question,
             "audio_path": i.audio_path,
             "answer": i.answer,
             "choices": list(i.choices),
@@ -279,6 +295,7 @@ def build_grpo_trainer(
     report_to: list[str],
     bf16: bool,
     callbacks: list | None = None,
+    completion_sampler: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> AudioGRPOTrainer:
     """The GRPO trainer of one experiment (full or LoRA by ``exp.lora``; rewards by ``exp.grpo``)."""
     from trainers.rewards import make_rewards
@@ -311,6 +328,8 @@ def build_grpo_trainer(
     trainer.merged_lora_generation = exp.lora is not None and exp.grpo.merged_lora_generation
     trainer.shared_prompt_prefill = exp.grpo.shared_prompt_prefill
     trainer.shared_prompt_scoring = exp.grpo.shared_prompt_scoring
+    if exp.grpo.sample_groups > 0:
+        trainer.sample_groups, trainer.completion_sampler = exp.grpo.sample_groups, completion_sampler
     if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switches
         from models.audio_encoder import use_encoder_switches
 

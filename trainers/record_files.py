@@ -7,6 +7,8 @@ nothing, so the readers can use it without loading the training stack.
 
 TRAIN_LOG = "train_log.jsonl"  # one row per trainer log step (train/... keys)
 EVAL_LOG = "checkpoint_evals.jsonl"  # one row per evaluated checkpoint (eval/<set>/... keys)
+# GRPO: a few sampled completions per logging step (question, choices, completion, each reward, advantage).
+COMPLETIONS_LOG = "completions.jsonl"
 RUN_ID_FILE = "wandb_run_id"  # the W&B run that wrote the directory
 # How that W&B run is filed: mode, project, name, group, tags, the W&B variables that set them, id, local folders.
 WANDB_RUN_FILE = "wandb_run.json"
