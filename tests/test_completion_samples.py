@@ -17,8 +17,8 @@ from experiments.record import wandb_logged_rows
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, TrainSpec
 from trainers.completion_samples import COMPLETIONS_LOG, drop_rows_after, sample_rows, table_columns
-from trainers.rewards import format_score
 from trainers.record_files import RUN_ID_FILE, STEP_KEY
+from trainers.rewards import format_score
 
 
 def _buffers(n: int) -> dict:
@@ -114,5 +114,7 @@ def test_a_smoke_run_records_completions_then_logs_them_to_wandb(tmp_path, monke
     assert all(h["completions/nrows"] == 8 for h in tables)
 
     off = tmp_path / "off"
-    assert main(["run", "grpo-p2", "--profile", "smoke", "--output-dir", str(off), "--set", "grpo.sample_groups=0"]) == 0
+    assert (
+        main(["run", "grpo-p2", "--profile", "smoke", "--output-dir", str(off), "--set", "grpo.sample_groups=0"]) == 0
+    )
     assert not (off / COMPLETIONS_LOG).exists()
