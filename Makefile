@@ -42,7 +42,7 @@ TABLE2_ARGS ?=
 
 paper: $(STAMP)  ## the main job: every Table 2 run of the profile, their silent-audio controls, the table and figures (PROFILE, MODEL, SEEDS)
 	$(PY) -m experiments paper --profile $(PROFILE) $(MODEL_ARG) --seeds $(SEEDS)
-	$(PY) -m analysis.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
+	$(PY) -m controls.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 	$(PY) -m analysis.figures fig4 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 	$(PY) -m analysis.table2 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT) $(TABLE2_ARGS)
@@ -52,7 +52,7 @@ table2: $(STAMP)  ## Table 2 from the W&B runs -> reports/<PROFILE>[/<MODEL>]/ta
 	$(PY) -m analysis.table2 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT) $(TABLE2_ARGS)
 
 silent: $(STAMP)  ## silent-audio control of each Table 2 row's selected checkpoint, in its run dir (PROFILE, MODEL, SELECT)
-	$(PY) -m analysis.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
+	$(PY) -m controls.silent --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)
 
 fig3: $(STAMP)  ## GRPO convergence figure -> reports/<PROFILE>[/<MODEL>]/fig3.{png,pdf}
 	$(PY) -m analysis.figures fig3 --profile $(PROFILE) $(MODEL_ARG) --select $(SELECT)

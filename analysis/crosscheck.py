@@ -55,8 +55,7 @@ from analysis.select import (
     run_output_dir,
     run_seed,
 )
-from experiments.runner import COMPLETE_MARKER
-from trainers.record_files import EVAL_LOG, RUN_ID_FILE
+from data.run_files import COMPLETE_MARKER, EVAL_LOG, METRICS_FILE, RUN_ID_FILE
 
 CHECKED_KEYS: tuple[str, ...] = (*TEST_KEYS.values(), VAL_KEY)
 # Both sides hold the same number, rounded to 2 decimals; anything beyond float noise is a real difference.
@@ -193,7 +192,7 @@ def read_disk_evals(run_dir: str | Path, *, direct: bool = False) -> tuple[pd.Da
     run_dir = Path(run_dir)
     columns = ["step", *CHECKED_KEYS]
     if direct and not (run_dir / EVAL_LOG).is_file():
-        path = run_dir / "metrics.json"
+        path = run_dir / METRICS_FILE
         if not path.is_file():
             return None, path.name, []
         try:

@@ -13,7 +13,7 @@ A run judged on more benchmarks than MMAU test-mini (``eval.benchmarks``: MMAR, 
 shape) gets one more accuracy panel per benchmark after the paper's (Fig. 3(e), 4(c)), at the same checkpoints.
 The test accuracy panels (Fig. 3(d), 4(b), and those) also draw, dashed and labelled, the test set's chance level and each
 experiment's silent-audio level: the accuracy of the checkpoints Table 2 selects (``--select``, as the table's) with
-every clip replaced by silence (:mod:`analysis.silent`; mean over seeds). A level that cannot be read is left out and
+every clip replaced by silence (:mod:`controls.silent`; mean over seeds). A level that cannot be read is left out and
 the legend says so, naming the command that measures it.
 
 Writes ``<out>/fig3.png`` and ``<out>/fig3.pdf`` (or fig4), atomically; ``<out>`` is ``reports/<profile>`` unless
@@ -63,6 +63,7 @@ from analysis.select import (
 )
 from analysis.silent import chance_level, read_silent, silent_command
 from data.io import write_bytes_atomic
+from data.run_files import PREDICTIONS_FILE
 from experiments.profiles import model_slug
 
 TEST_AVG = "eval/test/avg"
@@ -319,7 +320,7 @@ class Levels:
 
 def _predictions(c: Any, eval_set: str) -> Path | None:
     where = c.set_dir(eval_set)
-    return where / "predictions.json" if where is not None else None
+    return where / PREDICTIONS_FILE if where is not None else None
 
 
 def levels(runs: FigureRuns, spec: FigureSpec, profile: str, eval_set: str = "test") -> Levels:

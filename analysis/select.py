@@ -20,7 +20,7 @@ again, and runs of earlier versions logged the final model's row a second time a
 A ``direct`` run has a single evaluation (step 0), which every rule selects.
 
 Each selected checkpoint also names where its silent-audio control lives (``SelectedCheckpoint.silent_dir``, beside
-the selected test evaluation), so that :mod:`analysis.silent` writes it and the reports read it at one place.
+the selected test evaluation), so that :mod:`controls.silent` writes it and the reports read it at one place.
 
 Usage::
 
@@ -43,8 +43,18 @@ import pandas as pd
 from analysis.paper_numbers import TABLE2_EXPERIMENTS, TASK_COLUMNS
 from analysis.runs import RunTables
 from data.io import read_json
+from data.run_files import (
+    COMPLETE_MARKER,
+    DIRECT_SILENT_DIR,
+    EXPERIMENT_FILE,
+    FINAL_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RUN_ID_FILE,
+    STEP_KEY,
+    checkpoint_dir,
+)
 from data.schema import DataError
-from trainers.record_files import RUN_ID_FILE, STEP_KEY
 
 SELECTION_RULES: dict[str, str] = {
     "best-val": "highest validation accuracy (eval/val/avg), ties to the earliest step",
@@ -89,7 +99,7 @@ class SelectedCheckpoint:
     @property
     def metrics_path(self) -> Path | None:
         """The selected evaluation's test ``metrics.json``: written beside its predictions by the evaluator."""
-        return self.predictions.with_name("metrics.json") if self.predictions is not None else None
+        return self.predictions.with_name(METRICS_FILE) if self.predictions is not None else None
 
     def set_dir(self, name: str = "test") -> Path | None:
         """Where this checkpoint's evaluation on set ``name`` lives (``test``: MMAU test-mini; ``mmar``; ...).
@@ -107,12 +117,12 @@ class SelectedCheckpoint:
         if self.direct:
             return out / name
         if self.predictions.parent == out:  # the final model, evaluated in final/ (its test results copied up)
-            return out / "final" / name
+            return out / FINAL_DIR / name
         return self.predictions.parent.with_name(name)  # checkpoint-<step>/eval/test -> eval/<set>
 
     def silent_dir_of(self, name: str = "test") -> Path | None:
         """Where the silent-audio control of this checkpoint on set ``name`` lives (written by
-        :mod:`analysis.silent`, read by the reports): beside the selected evaluation of that set.
+        :mod:`controls.silent`, read by the reports): beside the selected evaluation of that set.
 
         ``checkpoint-<step>/eval/<set>-silent/`` for a checkpoint (step 0: the base model, evaluated before
         training), ``final/<set>-silent/`` for a final model that was evaluated in ``final/`` (no checkpoint at its
@@ -123,9 +133,9 @@ class SelectedCheckpoint:
             return None
         out = Path(self.output_dir)
         if self.direct:
-            return out / "silent" / name
+            return out / DIRECT_SILENT_DIR / name
         if self.predictions.parent == out:  # the final model's predictions, copied from final/test/
-            return out / "final" / f"{name}-silent"
+            return out / FINAL_DIR / f"{name}-silent"
         return self.predictions.parent.with_name(f"{name}-silent")  # eval/test -> eval/<set>-silent
 
     @property
@@ -136,7 +146,7 @@ class SelectedCheckpoint:
     @property
     def silent_metrics_path(self) -> Path | None:
         """The silent-audio control's ``metrics.json`` (see :attr:`silent_dir`)."""
-        return self.silent_dir / "metrics.json" if self.silent_dir is not None else None
+        return self.silent_dir / METRICS_FILE if self.silent_dir is not None else None
 
 
 @dataclass
@@ -401,10 +411,10 @@ def predictions_path(output_dir: str | None, step: int, *, direct: bool, is_last
         return None
     out = Path(output_dir)
     if direct:
-        return out / "predictions.json"
-    checkpoint = out / f"checkpoint-{step}" / "eval" / "test" / "predictions.json"
+        return out / PREDICTIONS_FILE
+    checkpoint = out / checkpoint_dir(step) / "eval" / "test" / PREDICTIONS_FILE
     if is_last and not checkpoint.exists():
-        return out / "predictions.json"  # the final model's evaluation, copied to the run directory
+        return out / PREDICTIONS_FILE  # the final model's evaluation, copied to the run directory
     return checkpoint
 
 
@@ -415,8 +425,8 @@ def benchmark_version(run: Mapping[str, Any], predictions: Path | None) -> str:
     if isinstance(version, str) and version:
         return version
     output_dir = run_output_dir(run)
-    candidates = [predictions.with_name("metrics.json")] if predictions else []
-    candidates += [Path(output_dir) / "metrics.json"] if output_dir else []
+    candidates = [predictions.with_name(METRICS_FILE)] if predictions else []
+    candidates += [Path(output_dir) / METRICS_FILE] if output_dir else []
     for path in candidates:
         metrics = read_metrics(path)
         benchmark = metrics.get("benchmark") if isinstance(metrics, dict) else None
@@ -456,13 +466,13 @@ def left_out_run_dirs(
         seeds = {int(c.seed) for c in chosen.get(experiment, [])}
         for run_dir in sorted((study / experiment).glob("seed*")):
             seed = run_dir.name.removeprefix("seed")
-            if not seed.isdigit() or int(seed) in seeds or not (run_dir / "experiment.json").exists():
+            if not seed.isdigit() or int(seed) in seeds or not (run_dir / EXPERIMENT_FILE).exists():
                 continue
             id_file = run_dir / RUN_ID_FILE
             run_id = id_file.read_text().strip() if id_file.exists() else None
             if run_id in known:
                 continue
-            state = "complete" if (run_dir / "run_complete.json").exists() else "not complete (killed or running)"
+            state = "complete" if (run_dir / COMPLETE_MARKER).exists() else "not complete (killed or running)"
             why = (f"its W&B run {run_id} is not among the runs read (killed before W&B flushed anything, or not "
                    "synced)" if run_id else "it has no W&B run (stopped before W&B started)")  # fmt: skip
             notes.append(f"{experiment} seed {seed}: left out: the run directory {run_dir} is {state}, and {why}; "

@@ -1,5 +1,5 @@
 """The command-line options shared by the analysis reports (:mod:`analysis.table2`, :mod:`analysis.figures`,
-:mod:`analysis.silent`): where the runs are read from, which profile's, and where a report is written.
+:mod:`controls.silent`): where the runs are read from, which profile's, and where a report is written.
 
     parser = argparse.ArgumentParser(...)
     add_source_arguments(parser)  # --wandb-dir | --wandb, --profile, --model, --include-adhoc, --out, --allow-gaps
@@ -31,7 +31,7 @@ def default_out_dir(profile: str, model: str | None = None) -> Path:
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, *, report: bool = True) -> None:
-    """The options of analysis.table2, analysis.figures and analysis.silent: where the runs are (``--wandb-dir`` /
+    """The options of analysis.table2, analysis.figures and controls.silent: where the runs are (``--wandb-dir`` /
     ``--wandb``), which (``--profile``, ``--include-adhoc``) and, for a report (``report``), the run directory check
     (``--allow-gaps``) and ``--out``."""
     source = parser.add_mutually_exclusive_group()

@@ -29,6 +29,7 @@ from analysis.select import read_metrics
 from analysis.silent import DIFFERS, SilentEval, chance_level, listening_gains, read_silent, silent_values
 from analysis.stats import mean_std
 from data.benchmark_registry import benchmark_of_set
+from data.run_files import METRICS_FILE, PREDICTIONS_FILE
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _file(checkpoint: Any, set_name: str, name: str) -> Path | None:
 
 
 def _version(checkpoint: Any, set_name: str) -> str:
-    path = _file(checkpoint, set_name, "metrics.json")
+    path = _file(checkpoint, set_name, METRICS_FILE)
     metrics = read_metrics(path) if path is not None else "no run dir"
     bench = metrics.get("benchmark") if isinstance(metrics, dict) else None
     return str(bench.get("version")) if isinstance(bench, dict) and bench.get("version") else "unknown"
@@ -122,7 +123,7 @@ def build_block(rows: Sequence[Any], check: Any, set_name: str) -> Block:
     else:
         block.title = f"Test in {spec.title}'s shape ({', '.join(block.versions) or 'version unknown'})"
     block.chance = next((v for row in rows for c in row.checkpoints
-                         if (v := chance_level(_file(c, set_name, "predictions.json"))) is not None), None)  # fmt: skip
+                         if (v := chance_level(_file(c, set_name, PREDICTIONS_FILE))) is not None), None)  # fmt: skip
     return block
 
 

@@ -119,8 +119,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=None, help="result JSON (default: bench/results/eval_throughput-...json)")
     args = parser.parse_args(argv)
 
-    from bench.machine import machine_info, write_result
+    from bench.machine import write_result
     from data.benchmark import load_benchmark
+    from data.machine import machine_info
     from models.loading import audio_window_seconds
     from models.registry import family_of
 

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import GenerationConfig
 
-    from bench.machine import cuda_sync, machine_info, write_result
+    from bench.machine import cuda_sync, write_result
     from bench.shapes import random_model
+    from data.machine import machine_info
     from data.prompts import build_conversation, render_prompt
     from models.audio_encoder import use_valid_frame_encoder
     from models.features import featurize, placeholder_ids

@@ -92,9 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from bench.machine import machine_info, write_result
+    from bench.machine import write_result
     from bench.shapes import is_tiny, random_model, synthetic_benchmark
     from data.benchmark import load_benchmark
+    from data.machine import machine_info
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
     from models.audio_encoder import use_encoder_switches

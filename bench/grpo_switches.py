@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     from bench.grpo_step import main as grpo_step
-    from bench.machine import machine_info, write_result
+    from bench.machine import write_result
+    from data.machine import machine_info
 
     names = args.only or list(CONFIGURATIONS)
     common = ["--shape", args.shape, "--steps", str(args.steps), "--completion-tokens", str(args.completion_tokens)]

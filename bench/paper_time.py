@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import write_result
+from data.run_files import COMPLETE_MARKER, EXPERIMENT_FILE, METRICS_FILE
 
 
 def _seconds(path: Path) -> float:
@@ -41,7 +42,7 @@ def run_times(run_dir: Path) -> dict[str, Any]:
     """The wall time of one run directory and its evaluation and silent-control seconds per set."""
     evals: dict[str, float] = {}
     silent: dict[str, float] = {}
-    for metrics in sorted(run_dir.rglob("metrics.json")):
+    for metrics in sorted(run_dir.rglob(METRICS_FILE)):
         rel = metrics.relative_to(run_dir).parts
         if metrics.parent == run_dir or len(rel) < 2:
             continue  # the final model's test metrics, copied from its checkpoint's evaluation: counted there
@@ -53,9 +54,9 @@ def run_times(run_dir: Path) -> dict[str, Any]:
             silent[key] = silent.get(key, 0.0) + _seconds(metrics)
         else:
             evals[folder] = evals.get(folder, 0.0) + _seconds(metrics)
-    if (run_dir / "metrics.json").is_file() and not list(run_dir.glob("checkpoint-*")):  # direct: test at the top
-        evals["test"] = evals.get("test", 0.0) + _seconds(run_dir / "metrics.json")
-    wall = _span([run_dir / "experiment.json", run_dir / "run_complete.json"])
+    if (run_dir / METRICS_FILE).is_file() and not list(run_dir.glob("checkpoint-*")):  # direct: test at the top
+        evals["test"] = evals.get("test", 0.0) + _seconds(run_dir / METRICS_FILE)
+    wall = _span([run_dir / EXPERIMENT_FILE, run_dir / COMPLETE_MARKER])
     out: dict[str, Any] = {"wall_s": wall, "eval_s": {k: round(v, 1) for k, v in sorted(evals.items())},
                            "silent_s": {k: round(v, 1) for k, v in sorted(silent.items())}}  # fmt: skip
     if wall is not None:
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     root = output_root()
     study = root / args.profile / (model_slug(args.model) if args.model else "")
     runs = {name: run_times(study / name / f"seed{args.seed}") for name in TABLE2_EXPERIMENTS
-            if (study / name / f"seed{args.seed}" / "run_complete.json").is_file()}  # fmt: skip
+            if (study / name / f"seed{args.seed}" / COMPLETE_MARKER).is_file()}  # fmt: skip
     if not runs:
         print(f"no finished Table 2 run of seed {args.seed} under {study}: run `make paper` first")
         return 2

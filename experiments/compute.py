@@ -1,7 +1,7 @@
 """How a run computes, apart from what it computes: its dtype, its determinism, its seeding, its evaluator settings.
 
 The one rule for each, used by the runner (``experiments/runner.py``), the trainers' set-up
-(``experiments/training.py``) and every later evaluation of a run (``analysis/silent.py``), so that a checkpoint is
+(``experiments/training.py``) and every later evaluation of a run (``controls/silent.py``), so that a checkpoint is
 always evaluated as its run evaluated it. Imports nothing of the suite's at module level but its specs.
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from data.io import OwnedLock, read_json, read_jsonl, write_jsonl_atomic
-from trainers.record_files import EVAL_LOG, STEP_KEY, TRAIN_LOG
+from data.run_files import EVAL_LOG, STEP_KEY, TRAIN_LOG
 
 # Keys of the evaluation rows that are bookkeeping of the record, not W&B metrics.
 _RECORD_ONLY_KEYS = ("step", "dir")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from data.io import read_json, write_json_atomic
+from data.run_files import COMPLETE_MARKER, EXPERIMENT_FILE, METRICS_FILE
 from data.schema import DataError
 from experiments.compute import decoding_config, run_dtype, seed_everything
 from experiments.paths import output_root
@@ -58,7 +59,7 @@ class ResolvedRun:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: Path | str = "experiment.json") -> ResolvedRun:
+    def from_dict(cls, data: dict[str, Any], source: Path | str = EXPERIMENT_FILE) -> ResolvedRun:
         try:
             reasons = data.get("adhoc_reasons")
             if reasons is None:  # written before adhoc_reasons existed
@@ -103,7 +104,7 @@ def resolve(
 
 
 def stored_run(run_dir: Path) -> ResolvedRun | None:
-    path = Path(run_dir) / "experiment.json"
+    path = Path(run_dir) / EXPERIMENT_FILE
     return ResolvedRun.from_dict(read_json(path), path) if path.exists() else None
 
 
@@ -116,7 +117,7 @@ def for_resume(asked: ResolvedRun, overrides: dict[str, str] | None = None) -> R
     stored = stored_run(asked.output_dir)
     if stored is None:
         return asked
-    where = asked.output_dir / "experiment.json"
+    where = asked.output_dir / EXPERIMENT_FILE
     for what, mine, theirs in (("experiment", asked.experiment.name, stored.experiment.name),
                                ("profile", asked.profile.name, stored.profile.name),
                                ("model", asked.profile.model, stored.profile.model),
@@ -154,9 +155,6 @@ def validate(resolved: ResolvedRun) -> None:
         check_trainer_arguments(resolved)
 
 
-COMPLETE_MARKER = "run_complete.json"
-
-
 def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
     """Run one resolved experiment; returns the final test metrics.
 
@@ -174,11 +172,11 @@ def run(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]:
         if is_main():
             stack.enter_context(RunDirLock(out))
             marker = out / COMPLETE_MARKER
-            if resume and marker.exists() and (out / "metrics.json").exists():
+            if resume and marker.exists() and (out / METRICS_FILE).exists():
                 print(f"{out}: the run is already complete ({COMPLETE_MARKER}); nothing to do")
-                return read_json(out / "metrics.json")
+                return read_json(out / METRICS_FILE)
             marker.unlink(missing_ok=True)  # a run in progress is never complete, whatever ran here before
-            write_json_atomic(out / "experiment.json", resolved.to_dict())
+            write_json_atomic(out / EXPERIMENT_FILE, resolved.to_dict())
             if rank_and_size()[1] > 1:  # build the cached world and models once, before the other processes use them
                 resolved.profile.data()
                 resolved.profile.resolve_model()
@@ -255,11 +253,11 @@ def run_direct(resolved: ResolvedRun, *, resume: bool = False) -> dict[str, Any]
     run (Table 2's row): MMAU test-mini into the run directory itself, any other into ``<run dir>/<set>/``."""
     from data.distributed import is_main
     from data.io import append_jsonl
+    from data.run_files import EVAL_LOG, STEP_KEY
     from experiments.record import record_rows
     from experiments.tracking import tracked_run
     from models.loading import load_model_and_processor
     from trainers.checkpoint_eval import eval_log_row
-    from trainers.record_files import EVAL_LOG, STEP_KEY
 
     data = resolved.profile.data()
     sources = data.eval_benchmarks(resolved.experiment.eval.benchmark_names)

@@ -65,7 +65,7 @@ def ship(built: Path, name: str, *, spec: dict[str, Any], fingerprint: str, root
     its manifest; returns the shipped directory."""
     import json
 
-    from bench.machine import machine_info
+    from data.machine import machine_info
 
     machine = machine_info()
     manifest = {

@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from data.io import read_json, write_json_atomic
+from data.run_files import RUN_ID_FILE, STEP_KEY, WANDB_RUN_FILE
 from data.schema import DataError
 from experiments.profiles import output_root
-from trainers.record_files import RUN_ID_FILE, STEP_KEY, WANDB_RUN_FILE
 
 DEFAULT_PROJECT = "r1-aqa"
 # The W&B variables the suite honours, by the setting each one sets.

@@ -33,6 +33,16 @@ from typing import Any
 
 from data.avqa import load_avqa
 from data.io import read_json, write_json_atomic
+from data.run_files import (
+    COMPUTE_SETTINGS_FILE,
+    FINAL_ADAPTERS_DIR,
+    FINAL_DIR,
+    MERGED_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    checkpoint_dir,
+    data_report_file,
+)
 from data.schema import DataError, Item
 from experiments.compute import (
     compute_settings,
@@ -119,9 +129,9 @@ def _load_data(resolved: Any) -> tuple[list[Item], list[Any], list[Item]]:
     out = resolved.output_dir
     if data.train is None or data.val is None:
         raise DataError("training needs train and val annotations: set AVQA_TRAIN and AVQA_VAL (see README)")
-    train = load_avqa(data.train, data.train_audio_dir, report_path=out / "train_data_report.json")
-    val = load_avqa(data.val, data.val_audio_dir, report_path=out / "val_data_report.json")
-    for split, report in ((train, "train_data_report.json"), (val, "val_data_report.json")):
+    train = load_avqa(data.train, data.train_audio_dir, report_path=out / data_report_file("train"))
+    val = load_avqa(data.val, data.val_audio_dir, report_path=out / data_report_file("val"))
+    for split, report in ((train, data_report_file("train")), (val, data_report_file("val"))):
         for why, skipped in (("audio missing", split.skipped_missing_audio), ("bad audio", split.skipped_bad_audio)):
             if skipped:
                 print(f"{split.file}: {len(skipped)} of {split.n_records} items skipped ({why}; ids and reasons in "
@@ -136,7 +146,7 @@ def _load_data(resolved: Any) -> tuple[list[Item], list[Any], list[Item]]:
 def record_compute_settings(out: Path, settings: dict[str, Any], *, resume: bool) -> None:
     """Append this session's compute settings to ``compute_settings.json`` (one entry per start or resume), on disk
     before W&B sees them; a resume under other settings (e.g. another thread count) is said, as it changes bits."""
-    path = out / "compute_settings.json"
+    path = out / COMPUTE_SETTINGS_FILE
     sessions = read_json(path).get("sessions", []) if resume and path.exists() else []
     if sessions and {k: v for k, v in sessions[-1].items() if k != "resumed"} != settings:
         print(f"{path}: resuming under other compute settings than before ({sessions[-1]} -> {settings}); "
@@ -242,19 +252,19 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
         # The trainer saves (and so evaluates) at its last step too: pointing the final evaluation at that
         # checkpoint's directory makes it resume with every item done, instead of generating everything again (or,
         # killed before that evaluation, makes it there, of the weights the resume loaded from that checkpoint).
-        final_ckpt = out / f"checkpoint-{step}"
-        final_dir = final_ckpt / "eval" if is_complete(final_ckpt) else out / "final"
+        final_ckpt = out / checkpoint_dir(step)
+        final_dir = final_ckpt / "eval" if is_complete(final_ckpt) else out / FINAL_DIR
         # Recorded once: the last checkpoint's evaluation is already in the record (unless a kill cut it short).
         final = evaluator.evaluate_model(trainer.model, final_dir, step, record=step not in evaluator.recorded_steps())
-        for name in ("predictions.json", "metrics.json"):
+        for name in (PREDICTIONS_FILE, METRICS_FILE):
             shutil.copyfile(final_dir / "test" / name, out / name)
         if exp.lora is not None and exp.lora.save_merged:
             # Merge from the saved adapters, not the live model: under FSDP/ZeRO-3 its weights are sharded.
             from data.distributed import barrier, is_main
 
-            src = out / f"checkpoint-{step}"
+            src = out / checkpoint_dir(step)
             if not (src / "adapter_config.json").exists():  # no checkpoint at the last step: save the adapters now
-                src = out / "final_adapters"
+                src = out / FINAL_ADAPTERS_DIR
                 trainer.save_model(str(src))  # every process takes part (sharded weights are gathered)
             ds_plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
             if ds_plugin is not None:  # a plain load on one process: no ZeRO-3 partitioning (it would wait for all)
@@ -264,8 +274,8 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
             try:
                 if is_main():
                     merged, _ = load_model_and_processor(src, dtype=torch.float32, device="cpu")
-                    merged.save_pretrained(out / "merged", safe_serialization=True)
-                    processor.save_pretrained(out / "merged")
+                    merged.save_pretrained(out / MERGED_DIR, safe_serialization=True)
+                    processor.save_pretrained(out / MERGED_DIR)
             finally:
                 if ds_plugin is not None:
                     ds_plugin.set_deepspeed_weakref()

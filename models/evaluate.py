@@ -66,6 +66,7 @@ from data.benchmark_registry import MMAU, BenchmarkSpec, get_benchmark
 from data.distributed import barrier, gather_objects, is_main, rank_and_size
 from data.io import JsonlAppender, read_jsonl, write_json_atomic
 from data.prompts import PROMPT_TEMPLATES, build_conversation, check_prompt_id, render_prompt
+from data.run_files import METRICS_FILE, PREDICTIONS_FILE
 from data.schema import DataError, Item
 from data.scoring import compute_metrics, extract_answer, format_table, has_answer, mmau_correct
 from models.audio_encoder import use_valid_frame_encoder
@@ -619,8 +620,8 @@ def evaluate(
         if stats.n_padded:
             print(f"{out_dir}: {stats.n_padded} clips shorter than {MIN_AUDIO_SAMPLES} samples (one audio token) were "
                   f"padded with silence, e.g. {stats.padded[0]}; all counted in metrics.json (audio.n_padded_short)")  # fmt: skip
-        write_json_atomic(out_dir / "predictions.json", [_output_record(i, done[i.id], spec) for i in items])
-        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_json_atomic(out_dir / PREDICTIONS_FILE, [_output_record(i, done[i.id], spec) for i in items])
+        write_json_atomic(out_dir / METRICS_FILE, metrics)
         if progress if print_table is None else print_table:
             print(format_table(metrics))
     barrier()

@@ -6,7 +6,7 @@ trainers/checkpoint_eval.py, experiments/training.py): group = experiment, name 
 (``train/...``), one evaluation row per checkpoint (``eval/test/...``, ``eval/val/...``; step 0 = the base model,
 then every save, then the final model again at the last step), and under ``config.output_dir`` the saved predictions
 (``checkpoint-<step>/eval/{test,val}/predictions.json``, ``final/``, ``predictions.json``, ``metrics.json``), the
-silent-audio controls where analysis.silent writes them (``checkpoint-<step>/eval/test-silent/``,
+silent-audio controls where controls.silent writes them (``checkpoint-<step>/eval/test-silent/``,
 ``final/test-silent/``, ``silent/test/``; see :attr:`RunSpec.silent`), the
 run directory's own record of the evaluations (``checkpoint_evals.jsonl``, one line per evaluation as
 trainers/checkpoint_eval.py and experiments/runner.py append them, written before the row is logged),
@@ -99,7 +99,7 @@ class RunSpec:
     failed: bool = False
     out_name: str = ""  # run directory name (default seed<N>)
     lost_in_wandb: tuple[int, ...] = ()  # evaluations of these steps are on disk but never logged to W&B (a kill)
-    # Silent-audio controls written (as analysis.silent writes them): (step, test items right with silent audio).
+    # Silent-audio controls written (as controls.silent writes them): (step, test items right with silent audio).
     silent: tuple[tuple[int, int], ...] = ()
     profile: str = PROFILE
     base_model: str = "outputs/cache/toy-instruct-fixture"  # the W&B config's base_model
@@ -279,7 +279,7 @@ def _train_row(spec: RunSpec, step: int, rng: random.Random) -> dict[str, Any]:
 
 
 def _write_silent(spec: RunSpec, out: Path, step: int, k: int, *, checkpoint: bool) -> None:
-    """A silent-audio control where analysis.silent writes it: ``silent/test/`` for direct, else beside the step's
+    """A silent-audio control where controls.silent writes it: ``silent/test/`` for direct, else beside the step's
     test evaluation (``checkpoint-<step>/eval/test-silent/``, or ``final/test-silent/`` without a checkpoint)."""
     if spec.method == "direct":
         where = out / "silent" / "test"

@@ -13,11 +13,11 @@ from collections import deque
 import pytest
 
 from data.io import append_jsonl
+from data.run_files import RUN_ID_FILE, STEP_KEY
 from experiments.record import wandb_logged_rows
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, TrainSpec
 from trainers.completion_samples import COMPLETIONS_LOG, drop_rows_after, sample_rows, table_columns
-from trainers.record_files import RUN_ID_FILE, STEP_KEY
 from trainers.rewards import format_score
 
 

@@ -22,10 +22,10 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerControl, TrainerState
 
 from analysis.runs import read_offline_runs
+from data.run_files import WANDB_RUN_FILE
 from data.schema import DataError
 from tests.helpers import REPO
 from trainers.console import CompactPrinterCallback, CompactProgressCallback, compact_line, install_compact_log
-from trainers.record_files import WANDB_RUN_FILE
 
 # `python -m experiments`, with the two console calls the run makes: show_each_warning_once() at the start and
 # install_compact_log(trainer) once the trainer is built. Both are idempotent, so the test holds wherever

@@ -90,7 +90,7 @@ def test_accuracy_panels_draw_chance_and_silent_levels(tables: RunTables) -> Non
     assert "chance level (mean 1/choices): 30.0%" in legend
     assert "silent audio at the selected checkpoint" in legend
     assert "silent audio, GRPO + Prompt <3>: not measured" in legend
-    assert "(measure it: python -m analysis.silent --profile toy)" in legend
+    assert "(measure it: python -m controls.silent --profile toy)" in legend
 
     fig4 = draw(tables, FIGURES["fig4"], "toy")
     assert _levels(fig4, 1) == {"chance": 30.0, "silent:sft-full": 30.0, "silent:sft-lora": 45.0}

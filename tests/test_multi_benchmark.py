@@ -161,8 +161,8 @@ def study(tmp_path_factory, smoke_world, tiny_dir):
     import os
 
     from analysis.figures import main as figures_main
-    from analysis.silent import main as silent_main
     from analysis.table2 import main as table2_main
+    from controls.silent import main as silent_main
     from experiments.__main__ import main
 
     root = tmp_path_factory.mktemp("multi")

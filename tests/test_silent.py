@@ -1,4 +1,4 @@
-"""Tests for analysis/silent.py: the silent-audio control of each Table 2 row's selected checkpoint.
+"""Tests for controls/silent.py: the silent-audio control of each Table 2 row's selected checkpoint.
 
 Real evaluations with the untrained tiny model on the smoke profile's test set (30 items, 8 new tokens): a set of
 offline W&B runs written like the suite's (tests/analysis_fixtures.py), whose run directories hold what real runs
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from analysis.runs import read_offline_runs
-from analysis.silent import main, silent_controls
+from controls.silent import main, silent_controls
 from tests.analysis_fixtures import AnalysisFixture, Eval, RunSpec, _trained, copy_run_dir, moved, write_runs
 
 SILENT_DIRS = {  # run id -> where its best-val checkpoint's silent evaluation goes, and the model it must load

@@ -511,12 +511,12 @@ def test_missing_silent_evaluation_is_na_with_the_command(
     assert _main_row(md, "GRPO + Prompt <3>").endswith("| n/a | n/a |")
     assert ("- GRPO + Prompt <3>, seed 0 (run grpo3s0, step 8): no silent-audio evaluation (checkpoint-8/eval/"
             "test-silent/metrics.json not found); the silent audio and listening gain cells say n/a. Run "
-            "`python -m analysis.silent --profile toy`.") in md  # fmt: skip
+            "`python -m controls.silent --profile toy`.") in md  # fmt: skip
     row = {r["experiment"]: r for r in csv.DictReader(io.StringIO(render_csv(table)))}["grpo-p3"]
     assert (row["silent_avg"], row["listening_gain"], row["silent_status"]) == ("", "", "missing")
     assert "& n/a & n/a \\\\" in render_latex(table)
     # The command names a rule other than the default.
-    assert "`python -m analysis.silent --profile toy --select best-test`" in render_markdown(
+    assert "`python -m controls.silent --profile toy --select best-test`" in render_markdown(
         build_table2(tables, "toy", "best-test")
     )
     run_dir = copy_run_dir(fx, "grpo2s1", tmp_path)
@@ -562,7 +562,7 @@ def test_silent_decoded_unlike_its_real_evaluation_refused_unless_allowed(
     assert f"  - Full SFT + Prompt <1>, seed 0 (run sftf0, step 4), {tmp_path}/copy-sftf0/checkpoint-4/eval/" \
            f"test-silent/metrics.json: {difference}" in message  # fmt: skip
     assert f"rm -r {tmp_path}/copy-sftf0/checkpoint-4/eval/test-silent" in message
-    assert "python -m analysis.silent --profile toy" in message and "--allow-mixed-decoding" in message
+    assert "python -m controls.silent --profile toy" in message and "--allow-mixed-decoding" in message
     md = render_markdown(build_table2(mixed, "toy", allow_mixed_decoding=True))
     assert _main_row(md, "Full SFT + Prompt <1>").endswith("| 30.00 (decoded differently) | +20.00 |")
     assert "**Silent-audio controls decoded unlike their real evaluations**" in md.split("| Method |")[0]

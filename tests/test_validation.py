@@ -293,7 +293,7 @@ def test_a_bad_seed_is_refused_by_the_library_too(tmp_path, tripwires):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("module", ["analysis.table2", "analysis.figures", "analysis.silent"])
+@pytest.mark.parametrize("module", ["analysis.table2", "analysis.figures", "controls.silent"])
 def test_an_unknown_profile_in_the_analysis_commands_lists_the_valid_ones(module, capsys):
     import importlib
 

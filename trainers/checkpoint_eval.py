@@ -31,10 +31,10 @@ from transformers import TrainerCallback
 
 from data.distributed import is_main
 from data.io import append_jsonl, read_jsonl
+from data.run_files import EVAL_LOG, STEP_KEY, checkpoint_dir
 from data.schema import Item
 from models.evaluate import DecodingConfig, FeatureCache, evaluate
 from trainers.console import say
-from trainers.record_files import EVAL_LOG, STEP_KEY
 
 
 @dataclass
@@ -109,7 +109,7 @@ class CheckpointEvaluator(TrainerCallback):
         # A resumed run starts from its last checkpoint; if a kill cut that checkpoint's evaluation short, finish it
         # now, while the model holds exactly that checkpoint's weights.
         step = state.global_step
-        ckpt = Path(args.output_dir) / f"checkpoint-{step}"
+        ckpt = Path(args.output_dir) / checkpoint_dir(step)
         if model is None or step == 0 or not ckpt.is_dir() or step in self.recorded_steps():
             return
         self.evaluate_model(model, ckpt / "eval", step)
@@ -118,5 +118,5 @@ class CheckpointEvaluator(TrainerCallback):
         # Every process takes part: the evaluator shards the items across processes and gathers the results.
         if model is None:
             return
-        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        ckpt = Path(args.output_dir) / checkpoint_dir(state.global_step)
         self.evaluate_model(model, ckpt / "eval", state.global_step)

@@ -26,6 +26,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from data.run_files import checkpoint_dir
 from data.schema import DataError
 
 # torch's zip writer reports a failed write without errno ("unexpected pos"): below this much free space, a failed
@@ -156,7 +157,7 @@ class SaveFailureMixin:
         try:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
         except (OSError, RuntimeError) as e:
-            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"  # type: ignore[attr-defined]
+            folder = Path(self._get_output_dir(trial=trial)) / checkpoint_dir(self.state.global_step)  # type: ignore[attr-defined]
             if not is_disk_full(e, folder):
                 raise
             free = free_bytes(folder)

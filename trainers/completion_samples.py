@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from data.io import append_jsonl, read_jsonl, write_jsonl_atomic
-from trainers.record_files import COMPLETIONS_LOG, STEP_KEY
+from data.run_files import COMPLETIONS_LOG, STEP_KEY
 
 # Dataset columns the prompt text does not show plainly; carried beside each completion (trainers/grpo.py).
 ITEM_COLUMNS = ("id", "question", "choices", "answer")

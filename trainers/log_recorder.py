@@ -16,7 +16,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from data.io import append_jsonl
-from trainers.record_files import STEP_KEY, TRAIN_LOG
+from data.run_files import STEP_KEY, TRAIN_LOG
 
 RUN_TOTALS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
 
