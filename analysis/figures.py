@@ -32,7 +32,6 @@ importing or calling this module changes no global plotting state.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import sys
@@ -48,7 +47,6 @@ from analysis.paper_numbers import PAPER_BENCHMARK_VERSION, PAPER_ROWS
 from analysis.runs import RunTables
 from analysis.select import (
     DEFAULT_RULE,
-    SELECTION_RULES,
     STEP_KEY,
     VAL_KEY,
     MissingRunsError,
@@ -524,41 +522,31 @@ def write_figure(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
+    from analysis.sources import out_dir, report_parser, run_report
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = report_parser("python -m analysis.figures", __doc__,
+                           select_help="the checkpoints whose silent-audio levels panel (d) of fig3 / (b) of fig4 "
+                           "draws, as Table 2 selects them (default best-val)")  # fmt: skip
     parser.add_argument("figure", choices=list(FIGURES), help="fig3 (GRPO convergence) or fig4 (SFT convergence)")
-    add_source_arguments(parser)
-    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
-                        help="the checkpoints whose silent-audio levels panel (d) of fig3 / (b) of fig4 draws, as "
-                        "Table 2 selects them (default best-val)")  # fmt: skip
     args = parser.parse_args(argv)
     spec = FIGURES[args.figure]
-    read = read_runs_or_say_why(args, spec.experiments, what=args.figure)
-    if read is None:
-        return 2
-    tables, _source = read
-    try:
+
+    def draw(tables: RunTables, _source: str) -> int:
         runs = figure_runs(tables, spec, args.profile, rule=args.select, include_adhoc=args.include_adhoc,
                            allow_gaps=args.allow_gaps, model=args.model)  # fmt: skip
         paths = write_figure(tables, args.figure, args.profile, out_dir(args), runs=runs)
-    except MissingRunsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except GapsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for note in runs.notes:  # the runs left out, as table2 lists them
-        print(f"note: {note}", file=sys.stderr)
-    if args.include_adhoc:
-        adhoc = [f"{e} s{run['config'].get('seed')} (run {run['run_id']})" for e, rs in runs.picked.items()
-                 for run in rs if run_is_adhoc(run)]  # fmt: skip
-        print(f"note: --include-adhoc: ad hoc runs drawn: {', '.join(adhoc) or 'none'}", file=sys.stderr)
-    for problem in runs.check.problems:
-        print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
-    print(f"written: {', '.join(str(p) for p in paths.values())}")
-    return 0
+        for note in runs.notes:  # the runs left out, as table2 lists them
+            print(f"note: {note}", file=sys.stderr)
+        if args.include_adhoc:
+            adhoc = [f"{e} s{run['config'].get('seed')} (run {run['run_id']})" for e, rs in runs.picked.items()
+                     for run in rs if run_is_adhoc(run)]  # fmt: skip
+            print(f"note: --include-adhoc: ad hoc runs drawn: {', '.join(adhoc) or 'none'}", file=sys.stderr)
+        for problem in runs.check.problems:
+            print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
+        print(f"written: {', '.join(str(p) for p in paths.values())}")
+        return 0
+
+    return run_report(args, spec.experiments, draw, what=args.figure)
 
 
 if __name__ == "__main__":

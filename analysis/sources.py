@@ -1,21 +1,27 @@
-"""The command-line options shared by the analysis reports (:mod:`analysis.table2`, :mod:`analysis.figures`,
-:mod:`controls.silent`): where the runs are read from, which profile's, and where a report is written.
+"""The one skeleton of the three command lines over the runs (:mod:`analysis.table2`, :mod:`analysis.figures`,
+:mod:`controls.silent`): their shared options (where the runs are read from, which profile's, which checkpoint
+selection, where a report is written), the reading of the runs and the exit statuses.
 
-    parser = argparse.ArgumentParser(...)
-    add_source_arguments(parser)  # --wandb-dir | --wandb, --profile, --model, --include-adhoc, --out, --allow-gaps
+    parser = report_parser("python -m analysis.table2", __doc__, select_help="...")
+    # --wandb-dir | --wandb, --profile, --model, --include-adhoc, --select, and for a report --out, --allow-gaps
     args = parser.parse_args(argv)
-    read = read_runs_or_say_why(args, experiments)   # (RunTables, where they came from), or None: exit 2
+    return run_report(args, experiments, lambda tables, source: ...)   # the command's own work: its exit status
+
+Exit statuses, the same for all three: 0 done; 2 no runs to use (the message names the commands that make them);
+1 anything else wrong in the inputs, printed as one ``error:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from analysis.crosscheck import GapsError
 from analysis.runs import RunTables
-from analysis.select import missing_message
+from analysis.select import DEFAULT_RULE, SELECTION_RULES, MissingRunsError, missing_message
+from data.schema import DataError
 
 REPORTS_DIR = Path("reports")
 
@@ -93,3 +99,38 @@ def read_runs_or_say_why(
             file=sys.stderr,
         )
         return None
+
+
+def report_parser(prog: str, doc: str | None, *, select_help: str, report: bool = True) -> argparse.ArgumentParser:
+    """The parser of one of the three command lines, with the shared options (:func:`add_source_arguments`) and
+    ``--select``, the checkpoint of each run as Table 2 selects it; ``select_help`` says what the command does with
+    it. The command adds its own options."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_arguments(parser, report=report)
+    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES), help=select_help)
+    return parser
+
+
+def run_report(
+    args: argparse.Namespace,
+    experiments: Sequence[str],
+    body: Callable[[RunTables, str], int],
+    *,
+    what: str = "Table 2",
+    errors: tuple[type[Exception], ...] = (),
+) -> int:
+    """Read the runs the command line names and run ``body(tables, source)``, the command's own work, which returns
+    its exit status. No runs (the offline folder missing, or a :class:`~analysis.select.MissingRunsError`): exit 2,
+    naming the commands that make them. A :class:`~analysis.crosscheck.GapsError`, a ``DataError`` (a run file that
+    cannot be read; its name is in the message) or one of the command's own ``errors``: exit 1."""
+    read = read_runs_or_say_why(args, experiments, what=what)
+    if read is None:
+        return 2
+    try:
+        return body(*read)
+    except MissingRunsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (GapsError, DataError, *errors) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

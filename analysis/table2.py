@@ -48,7 +48,6 @@ The CSV holds one row per measured row with its run ids and steps, so every numb
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -57,7 +56,6 @@ from pathlib import Path
 from analysis.crosscheck import (
     UNKNOWN,
     CrossCheck,
-    GapsError,
 )
 from analysis.fmt import TEX_PM, num, signed, spread, tex, tex_minus
 from analysis.paper_numbers import (
@@ -67,15 +65,14 @@ from analysis.paper_numbers import (
     TABLE2_EXPERIMENTS,
     TASK_COLUMNS,
 )
+from analysis.runs import RunTables
 from analysis.select import (
-    DEFAULT_RULE,
     SELECTION_RULES,
-    MissingRunsError,
 )
 from analysis.silent import (
     DIFFERS,
 )
-from analysis.sources import add_source_arguments, out_dir, read_runs_or_say_why
+from analysis.sources import out_dir, report_parser, run_report
 from analysis.stats import mean_std
 from analysis.table2_build import (
     VERSION_NAMES,
@@ -91,7 +88,6 @@ from analysis.table2_more import (
     render_blocks_csv,
 )
 from data.io import replace_file_set
-from data.schema import DataError
 from experiments.paths import output_root
 
 # --------------------------------------------------------------------------------------------------------------
@@ -522,11 +518,9 @@ def write_table2(table: Table2, out_dir: str | Path) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.table2", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    add_source_arguments(parser)
-    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
-                        help="checkpoint of each run: best-val (default), final, or best-test (the paper's choice)")  # fmt: skip
+    parser = report_parser("python -m analysis.table2", __doc__,
+                           select_help="checkpoint of each run: best-val (default), final, or best-test (the paper's "
+                           "choice)")  # fmt: skip
     parser.add_argument("--allow-mixed-versions", action="store_true",
                         help="allow measured rows on different benchmark versions (each row is labelled)")  # fmt: skip
     parser.add_argument("--allow-mixed-decoding", action="store_true",
@@ -534,27 +528,20 @@ def main(argv: list[str] | None = None) -> int:
                         "decoding sources, unknown included (older evaluations, run dirs not here); the report warns "
                         "and lists each row's decoding")  # fmt: skip
     args = parser.parse_args(argv)
-    read = read_runs_or_say_why(args, TABLE2_EXPERIMENTS)
-    if read is None:
-        return 2
-    tables, source = read
-    try:
+
+    def write(tables: RunTables, source: str) -> int:
         table = build_table2(tables, args.profile, args.select, allow_mixed_versions=args.allow_mixed_versions,
                              allow_mixed_decoding=args.allow_mixed_decoding, allow_gaps=args.allow_gaps,
                              include_adhoc=args.include_adhoc, source=source, run_dirs=output_root(),
                              model=args.model)  # fmt: skip
-    except MissingRunsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (GapsError, MixedVersionsError, MixedDecodingError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    paths = write_table2(table, out_dir(args))
-    for problem in table.check.problems:
-        print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
-    print(paths["md"].read_text(encoding="utf-8"), end="")
-    print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
-    return 0
+        paths = write_table2(table, out_dir(args))
+        for problem in table.check.problems:
+            print(f"warning (--allow-gaps): {problem.message()}", file=sys.stderr)
+        print(paths["md"].read_text(encoding="utf-8"), end="")
+        print(f"written: {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
+        return 0
+
+    return run_report(args, TABLE2_EXPERIMENTS, write, errors=(MixedVersionsError, MixedDecodingError))
 
 
 if __name__ == "__main__":

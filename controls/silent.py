@@ -50,14 +50,13 @@ from analysis.paper_numbers import PAPER_ROWS, TABLE2_EXPERIMENTS
 from analysis.runs import RunTables
 from analysis.select import (
     DEFAULT_RULE,
-    SELECTION_RULES,
     SelectedCheckpoint,
     Selection,
     missing_message,
     read_metrics,
     select_checkpoints,
 )
-from analysis.sources import add_source_arguments, read_runs_or_say_why
+from analysis.sources import report_parser, run_report
 from data.io import read_json
 from data.run_files import FINAL_ADAPTERS_DIR, MERGED_DIR, METRICS_FILE, checkpoint_dir
 from data.schema import DataError
@@ -322,22 +321,15 @@ def silent_controls(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controls.silent", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    add_source_arguments(parser, report=False)
-    parser.add_argument("--select", default=DEFAULT_RULE, choices=list(SELECTION_RULES),
-                        help="the checkpoint of each run, as Table 2 selects it (default best-val)")  # fmt: skip
+    parser = report_parser("python -m controls.silent", __doc__, report=False,
+                           select_help="the checkpoint of each run, as Table 2 selects it (default best-val)")  # fmt: skip
     args = parser.parse_args(argv)
-    read = read_runs_or_say_why(args, TABLE2_EXPERIMENTS)
-    if read is None:
-        return 2
-    tables, _source = read
-    try:
-        selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc,
-                                          model=args.model)  # fmt: skip
-    except DataError as exc:  # a run directory's file that cannot be read (its name is in the message)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_report(args, TABLE2_EXPERIMENTS, lambda tables, _source: _evaluate(args, tables))
+
+
+def _evaluate(args: argparse.Namespace, tables: RunTables) -> int:
+    selection, plan = silent_controls(tables, args.profile, args.select, include_adhoc=args.include_adhoc,
+                                      model=args.model)  # fmt: skip
     if not selection.chosen:
         print(f"error: {missing_message(selection.missing, args.profile, include_adhoc=args.include_adhoc, model=args.model)}",
               file=sys.stderr)  # fmt: skip
@@ -359,11 +351,10 @@ def main(argv: list[str] | None = None) -> int:
             accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
             silent = accuracy.get("avg") if isinstance(accuracy, dict) else None
             print(f"{job.head}: already evaluated, {_summary(job, silent)} ({job.out_dir})")
-    try:
-        evaluated = len(run_jobs(plan))
-    except DataError as exc:  # e.g. a partial evaluation there with other settings (the evaluator names the fix)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    from trainers.console import show_each_warning_once
+
+    show_each_warning_once()  # the libraries' repeated warnings once, the pure noise never (trainers/console.py)
+    evaluated = len(run_jobs(plan))  # a DataError (e.g. a partial evaluation there with other settings): exit 1
     print(
         f"silent audio, profile {args.profile}, selection {args.select}: {evaluated} evaluated, "
         f"{len(plan.jobs) - evaluated} already there, {len(plan.skipped)} skipped (not on this machine)"

@@ -10,9 +10,10 @@
 - :func:`show_each_warning_once`, called once at the start of a run, makes the warnings that libraries repeat on
   every generation or save print once per process, each on its own line above the progress bars:
 
-  - Python warnings, e.g. transformers' ``is_gradient_checkpointing`` FutureWarning, which TRL raises at each
-    generation and Python shows again after each save (the Trainer's ``warnings.catch_warnings`` around its saves
-    resets Python's once-per-location registry);
+  - Python warnings, which libraries raise at each generation and Python shows again after each save (the
+    Trainer's ``warnings.catch_warnings`` around its saves resets Python's once-per-location registry). One is
+    dropped entirely, as pure noise: transformers' "`is_gradient_checkpointing` is deprecated" FutureWarning, which
+    TRL (at each generation) and PEFT (at each adapter load) raise from their own code: nothing a user can change;
   - messages of the ``logging`` handlers the libraries print through (transformers' own, and the last-resort
     handler where TRL, peft and accelerate end up when nothing else is configured);
   - W&B's terminal warnings. One is dropped entirely, as pure noise: "URL not available in offline run", which TRL
@@ -132,6 +133,10 @@ _LOG_ONCE = _OncePerProcess()
 _WARNINGS_SHOWN: set[tuple[type[Warning], str]] = set()
 
 
+# Python warnings never shown: (category, text in the message). Raised inside the libraries, not by the suite's calls.
+DROPPED: tuple[tuple[type[Warning], str], ...] = ((FutureWarning, "`is_gradient_checkpointing` is deprecated"),)
+
+
 def _python_warnings_once() -> None:
     # Wrapping showwarning rather than adding a "once" filter: the filters still decide what is shown at all (an
     # ignored DeprecationWarning stays ignored), and a warnings.catch_warnings elsewhere, which resets Python's own
@@ -142,7 +147,7 @@ def _python_warnings_once() -> None:
 
     def showwarning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
         key = (category, str(message))
-        if key in _WARNINGS_SHOWN:
+        if key in _WARNINGS_SHOWN or any(issubclass(category, c) and text in str(message) for c, text in DROPPED):
             return
         _WARNINGS_SHOWN.add(key)
         with tqdm.external_write_mode(file=sys.stderr):  # on its own line, not onto a live progress bar
