@@ -1,4 +1,4 @@
-"""Slow: on the toy profile, SFT learns to listen and GRPO moves its policy without collapsing. Minutes on 2 cores.
+"""Slow: on the toy profile, SFT learns to listen and GRPO learns from its reward. Minutes on 2 cores.
 
 Run with ``make test-slow``. The toy instruct base is built first (cached per test session).
 """
@@ -21,9 +21,9 @@ def _test_accuracy(run_dir: Path) -> float:
 
 
 def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Full SFT beats the zero-shot base on the out-of-distribution test split by a margin; GRPO moves its policy
-    away from the base (KL > 0) without collapsing to chance (on the toy world GRPO's reward rises only a little
-    and its test accuracy stays near the base's: see the README)."""
+    """Full SFT beats the zero-shot base on the out-of-distribution test split by a margin; GRPO + Prompt <2> moves
+    its policy away from the base (KL > 0), gains on validation over its step 0 (the toy recipe's target: 10
+    points, mean over seeds; docs/toy.md) and does not collapse on the test split."""
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
     for name, seed in (("direct", 0), ("sft-full", 0), ("grpo-p2", GRPO_SEED)):
         assert main(["run", name, "--seed", str(seed), "--output-dir", str(tmp_path / name)]) == 0
@@ -40,3 +40,8 @@ def test_toy_training_learns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     # with one option) from step 40 on; a collapse costs about 8 points, the guard allows 3.
     grpo = _test_accuracy(tmp_path / "grpo-p2")
     assert grpo > direct - 3, (direct, grpo)
+    # Validation at each checkpoint (step 0: the base). Seeds 0-2 on the machine that made the README's table gained
+    # 12-14 points by the last step (300 items: a standard error of about 2.9 each); 5 asked here.
+    rows = [json.loads(line) for line in (tmp_path / "grpo-p2" / "checkpoint_evals.jsonl").read_text().splitlines()]
+    val = {row["step"]: row["eval/val/avg"] for row in rows}
+    assert min(val) == 0 and val[max(val)] > val[0] + 5, val
