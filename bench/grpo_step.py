@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     from data.machine import machine_info
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+    from experiments.trainer_arguments import build_trainer
     from models.audio_encoder import use_encoder_switches
     from models.loading import audio_window_seconds
     from models.registry import family_of
-    from trainers.grpo import build_grpo_trainer
 
     cuda = torch.cuda.is_available()
     if not args.lora and not is_tiny(args.shape):
@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         save_model(model, processor, model_dir)
         model.config._name_or_path = str(model_dir)
-    trainer = build_grpo_trainer(model, processor, bench.items, exp=exp, output_dir=str(Path(tmp.name) / "run"),
-                                 seed=0, report_to=[], bf16=cuda)  # fmt: skip
+    trainer = build_trainer(exp, model, processor, bench.items, output_dir=str(Path(tmp.name) / "run"), seed=0)
     timer = PhaseTimer(cuda)
     timer.wrap(trainer, "_generate", "generation")
     timer.wrap(trainer, "_calculate_rewards", "rewards")

@@ -150,7 +150,7 @@ def validate(resolved: ResolvedRun) -> None:
     check_fields(resolved.experiment)
     wandb_env_tags()  # a bad WANDB_TAGS names the variable now, not after the model is loaded
     if resolved.experiment.method in ("sft", "grpo"):
-        from experiments.training import check_trainer_arguments
+        from experiments.trainer_arguments import check_trainer_arguments
 
         check_trainer_arguments(resolved)
 

@@ -45,6 +45,7 @@ BASE_MODULES = (
     "data.schema",
     "data.toy.instruct",
     "trainers.sft",
+    "experiments.trainer_arguments",
     "experiments.toy_base",
 )
 REPORT = "base_report.json"
@@ -175,9 +176,10 @@ def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
 
     from data.toy.instruct import instruct_items, prompt_for, thought_for
     from experiments.spec import TrainSpec
+    from experiments.trainer_arguments import sft_arguments
     from models.loading import load_model_and_processor
     from models.saving import save_model
-    from trainers.sft import build_sft_trainer, sft_arguments
+    from trainers.sft import build_sft_trainer
 
     model, processor = load_model_and_processor(tiny, device="cpu")
     items = instruct_items(tmp / "instruct", spec.n_items, seed=spec.seed, caption_fraction=spec.caption_fraction,
@@ -185,7 +187,7 @@ def _train(tiny: Path, tmp: Path, out: Path, spec: ToyBaseSpec) -> dict:
                            shifted_fraction=spec.shifted_fraction, known=spec.known_sub_categories)  # fmt: skip
     train = TrainSpec(learning_rate=spec.learning_rate, epochs=None, max_steps=spec.steps,
                       per_device_batch=spec.batch, save_every=0, warmup_steps=0.05, logging_steps=10)  # fmt: skip
-    args = sft_arguments(output_dir=str(tmp / "run"), train=train, seed=spec.seed, report_to=[], bf16=False)
+    args = sft_arguments(train, output_dir=str(tmp / "run"), seed=spec.seed)
     trainer = build_sft_trainer(model, processor, items, args=args, prompt_id=prompt_for, thought=thought_for)
     # One bar for the build, with the running loss on it; no log dict per logging step.
     for callback in (ProgressCallback, PrinterCallback):

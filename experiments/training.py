@@ -19,14 +19,13 @@ Intermediate checkpoints keep their weights; only the latest keeps optimizer and
 a directory that already holds checkpoints is refused rather than overwritten.
 
 Every evaluation of a run (step 0, each checkpoint, the final model) decodes with one :class:`DecodingConfig`, in the
-run's compute dtype (``experiments.runner.run_dtype``, the dtype it trains in). :func:`check_trainer_arguments`
-builds the trainer's arguments as the run does, for validation before anything is loaded.
+run's compute dtype (``experiments.runner.run_dtype``, the dtype it trains in). The trainer and its arguments come
+from ``experiments/trainer_arguments.py``, the one translation from specs to trainer arguments.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,69 +50,9 @@ from experiments.compute import (
     load_dtype,
     run_dtype,
 )
-from experiments.spec import ExperimentError, field_value
+from experiments.trainer_arguments import build_trainer
 from models.audio_encoder import use_encoder_switches
 from models.registry import family_of
-
-# The experiment fields each trainer argument is made of, to name them in the trainers' own argument errors.
-ARGUMENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "per_device_train_batch_size": ("train.per_device_batch", "grpo.num_generations"),
-    "gradient_accumulation_steps": ("train.grad_accum",),
-    "generation_batch_size": ("train.per_device_batch", "grpo.num_generations", "train.grad_accum"),
-    "learning_rate": ("train.learning_rate",),
-    "num_train_epochs": ("train.epochs",),
-    "max_steps": ("train.max_steps",),
-    "lr_scheduler_type": ("train.lr_scheduler",),
-    "warmup_steps": ("train.warmup_steps",),
-    "weight_decay": ("train.weight_decay",),
-    "max_grad_norm": ("train.max_grad_norm",),
-    "save_steps": ("train.save_every",),
-    "logging_steps": ("train.logging_steps",),
-    "bf16": ("train.bf16",),
-    "activation_checkpointing": ("train.gradient_checkpointing",),
-    "num_generations": ("grpo.num_generations",),
-    "temperature": ("grpo.temperature",),
-    "top_k": ("grpo.top_k",),
-    "max_completion_length": ("grpo.max_completion_length",),
-    "beta": ("grpo.beta",),
-    "loss_type": ("grpo.loss_type",),
-    "scale_rewards": ("grpo.scale_rewards",),
-    "epsilon": ("grpo.epsilon",),
-    "num_iterations": ("grpo.num_iterations",),
-}
-
-
-def trainer_arguments(exp: Any, *, output_dir: str, seed: int) -> Any:
-    """The SFT ``TrainingArguments`` or GRPO ``GRPOConfig`` of an experiment, as its run builds them."""
-    common = dict(output_dir=output_dir, seed=seed, report_to=[], bf16=run_dtype(exp.train) == "bfloat16")
-    if exp.method == "sft":
-        from trainers.sft import sft_arguments
-
-        return sft_arguments(train=exp.train, **common)
-    if exp.method == "grpo":
-        from trainers.grpo import grpo_config
-
-        return grpo_config(train=exp.train, grpo=exp.grpo, **common)
-    raise ValueError(f"experiment {exp.name!r}: method {exp.method!r} trains nothing")
-
-
-def check_trainer_arguments(resolved: Any) -> None:
-    """Build the trainer's arguments now, so transformers' and TRL's checks fail before step 0, naming the fields.
-
-    The fields are named for each trainer argument the error mentions (e.g. ``bf16`` <- ``train.bf16``).
-    """
-    exp = resolved.experiment
-    try:
-        trainer_arguments(exp, output_dir=str(resolved.output_dir), seed=resolved.seed)
-    except (ValueError, TypeError) as e:
-        named = []
-        for arg, keys in ARGUMENT_FIELDS.items():
-            if re.search(rf"\b{arg}\b", str(e)):
-                values = ", ".join(f"{k}={field_value(exp, k)!r}" for k in keys if getattr(exp, k.split(".")[0]))
-                named.append(f"{arg} <- {values}")
-        where = "; ".join(named) if named else f"the experiment's train and {exp.method} settings"
-        kind = "GRPOConfig" if exp.method == "grpo" else "TrainingArguments"
-        raise ExperimentError(f"experiment {exp.name!r}: {kind} refuses these settings ({where}): {e}") from None
 
 
 def val_subset(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
@@ -205,7 +144,6 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
     # One dtype for the run: the trainer's bf16 autocast and every evaluation, step 0 included (before the trainer
     # exists, so the evaluator applies it itself).
     dtype = run_dtype(exp.train)
-    bf16 = dtype == "bfloat16"
     model, processor = load_model_and_processor(base, dtype=load_dtype(exp))
     family = family_of(model)
     frozen = family.freeze_unused_parts(model)  # an Omni vision tower: never fed, never trained
@@ -227,24 +165,13 @@ def _run_training(resolved: Any, *, resume: bool, settings: dict[str, Any]) -> d
             evaluator.evaluate_model(model, out / "checkpoint-0" / "eval", 0)
         # The trainer reports to nobody itself: TrainLogRecorder writes each row to disk, then to the W&B run.
         callbacks = [TrainLogRecorder(out, log=tracker.log, summary=tracker.summary), evaluator, pruner]
-        common = dict(output_dir=str(out), seed=resolved.seed, report_to=[], bf16=bf16)
-        if exp.method == "sft":
-            from trainers.sft import build_sft_trainer
-
-            trainer = build_sft_trainer(
-                model, processor, train_items, args=trainer_arguments(exp, output_dir=str(out), seed=resolved.seed),
-                prompt_id=exp.prompt, lora=exp.lora, freeze_audio=exp.train.freeze_audio_encoder,
-                schedule_steps=exp.train.schedule_steps, callbacks=callbacks,
-            )  # fmt: skip
-        elif exp.method == "grpo":
+        samples = None
+        if exp.method == "grpo":
             from trainers.completion_samples import CompletionSampleRecorder
-            from trainers.grpo import build_grpo_trainer
 
             samples = CompletionSampleRecorder(out, log_table=tracker.table)
-            trainer = build_grpo_trainer(model, processor, train_items, exp=exp, callbacks=callbacks,
-                                         completion_sampler=samples, **common)  # fmt: skip
-        else:
-            raise ValueError(f"run_training cannot train method {exp.method!r}")
+        trainer = build_trainer(exp, model, processor, train_items, output_dir=str(out), seed=resolved.seed,
+                                callbacks=callbacks, completion_sampler=samples)  # fmt: skip
         install_compact_log(trainer)  # one short line per logging step under the bar; full rows go to train_log.jsonl
         trainer.train(resume_from_checkpoint=str(last) if last else None)
 

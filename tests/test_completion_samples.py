@@ -67,8 +67,8 @@ def test_trained_rows_match_their_prompts_and_rewards(tiny_dir, smoke_train_item
     import torch
 
     import trainers.rewards
+    from experiments.trainer_arguments import build_trainer
     from models.loading import load_model_and_processor
-    from trainers.grpo import build_grpo_trainer
 
     # An untrained model names no option (every accuracy reward 0): score by length parity, so rows differ.
     monkeypatch.setattr(trainers.rewards, "accuracy_score", lambda c, a, ch, rule="mmau": float(len(c) % 2))
@@ -78,8 +78,8 @@ def test_trained_rows_match_their_prompts_and_rewards(tiny_dir, smoke_train_item
                               grpo=GRPOSpec(num_generations=4, max_completion_length=6, sample_groups=2))  # fmt: skip
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
     recorded: list[tuple[int, list[dict]]] = []
-    trainer = build_grpo_trainer(model, processor, smoke_train_items[:16], exp=exp, output_dir=str(tmp_path), seed=0,
-                                 report_to=[], bf16=False, completion_sampler=lambda s, r: recorded.append((s, r)))  # fmt: skip
+    trainer = build_trainer(exp, model, processor, smoke_train_items[:16], output_dir=str(tmp_path), seed=0,
+                            completion_sampler=lambda s, r: recorded.append((s, r)))  # fmt: skip
     trainer.train()
     assert [s for s, _ in recorded] == [1, 2]
     items = {i.id: i for i in smoke_train_items}

@@ -131,9 +131,11 @@ def test_lora_adapts_the_language_model_only(twin):
     import copy
 
     from experiments.spec import LoraSpec
+    from experiments.trainer_arguments import lora_config
     from trainers.sft import apply_lora
 
-    peft_model = apply_lora(copy.deepcopy(model), LoraSpec())
+    copied = copy.deepcopy(model)
+    peft_model = apply_lora(copied, lora_config(LoraSpec(), copied))
     adapted = {n.rsplit(".lora_A", 1)[0] for n, _ in peft_model.named_parameters() if ".lora_A" in n}
     assert adapted and all(".language_model." in n for n in adapted)
     kinds = {n.rsplit(".", 1)[-1] for n in adapted}

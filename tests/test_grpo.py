@@ -9,9 +9,9 @@ import torch
 
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, LoraSpec, TrainSpec
+from experiments.trainer_arguments import build_trainer, grpo_arguments
 from models.loading import load_model_and_processor
 from models.tiny import TINY_MODELS
-from trainers.grpo import build_grpo_trainer, grpo_config
 
 
 def _exp(**grpo_kw):
@@ -33,13 +33,12 @@ def varied_reward(monkeypatch):
 
 def _trainer(tiny_dir, items, tmp_path, exp):
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
-    return build_grpo_trainer(model, processor, items[:16], exp=exp, output_dir=str(tmp_path / "run"), seed=0,
-                              report_to=[], bf16=False)  # fmt: skip
+    return build_trainer(exp, model, processor, items[:16], output_dir=str(tmp_path / "run"), seed=0)
 
 
 def test_paper_settings_reach_trl():
     exp = get_experiment("grpo-p2")
-    cfg = grpo_config(output_dir="/tmp/x", train=exp.train, grpo=exp.grpo, seed=0, report_to=[], bf16=False)
+    cfg = grpo_arguments(exp.train, exp.grpo, output_dir="/tmp/x", seed=0)
     assert (cfg.num_generations, cfg.temperature, cfg.top_k, cfg.max_completion_length) == (8, 1.0, 50, 512)
     assert (cfg.beta, cfg.loss_type, cfg.use_bias_correction_kl, cfg.scale_rewards) == (0.04, "grpo", False, "group")
     assert (cfg.learning_rate, cfg.max_steps, cfg.save_steps, cfg.gradient_accumulation_steps) == (1e-6, 500, 100, 2)

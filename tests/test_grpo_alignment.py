@@ -30,11 +30,12 @@ from data.prompts import build_conversation, render_prompt
 from data.schema import Item
 from experiments.registry import get_experiment
 from experiments.spec import GRPOSpec, TrainSpec
+from experiments.trainer_arguments import build_trainer
 from models.features import featurize
 from models.loading import audio_window_seconds, load_model_and_processor
 from models.tiny import TINY_MODELS
 from tests.helpers import tone
-from trainers.grpo import AudioGRPOTrainer, build_grpo_trainer
+from trainers.grpo import AudioGRPOTrainer
 
 N_ITEMS = 8
 CLIP_SECONDS = 1.0  # under the tiny model's 2 s window, the same for every clip (see the module docstring)
@@ -158,8 +159,7 @@ def _run(trainer_cls: type[RecordingTrainer], tiny_dir: Path, root: Path, monkey
     items = _items(root / "audio")
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
     monkeypatch.setattr(trainers.grpo, "AudioGRPOTrainer", trainer_cls)  # build_grpo_trainer builds this class
-    trainer = build_grpo_trainer(model, processor, items, exp=exp, output_dir=str(root / "run"), seed=0,
-                                 report_to=[], bf16=False)  # fmt: skip
+    trainer = build_trainer(exp, model, processor, items, output_dir=str(root / "run"), seed=0)
     assert isinstance(trainer, trainer_cls) and trainer.ref_model is not None  # full GRPO, beta > 0: a reference
     # ... of the policy's class (an Omni thinker, not the whole Omni model) holding the policy's weights.
     assert type(trainer.ref_model) is type(trainer.model)

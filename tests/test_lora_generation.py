@@ -82,8 +82,8 @@ def test_grpo_trainer_uses_the_switch(tiny_dir, smoke_train_items, tmp_path, mon
     import trainers.lora_generation as lg
     from experiments.registry import get_experiment
     from experiments.spec import GRPOSpec, TrainSpec
+    from experiments.trainer_arguments import build_trainer
     from models.loading import load_model_and_processor
-    from trainers.grpo import build_grpo_trainer
 
     calls = []
     original = lg.merged_lora
@@ -99,7 +99,6 @@ def test_grpo_trainer_uses_the_switch(tiny_dir, smoke_train_items, tmp_path, mon
         grpo=GRPOSpec(num_generations=4, max_completion_length=4, merged_lora_generation=True),
     )
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
-    trainer = build_grpo_trainer(model, processor, smoke_train_items[:8], exp=exp, output_dir=str(tmp_path / "r"),
-                                 seed=0, report_to=[], bf16=False)  # fmt: skip
+    trainer = build_trainer(exp, model, processor, smoke_train_items[:8], output_dir=str(tmp_path / "r"), seed=0)
     trainer.train()
     assert len(calls) == 2  # one merged generation per optimizer step

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from experiments.spec import LoraSpec, TrainSpec
+from experiments.trainer_arguments import lora_config, sft_arguments
 from models.loading import load_model_and_processor
-from trainers.sft import AudioSFTCollator, build_sft_trainer, sft_arguments
+from trainers.sft import AudioSFTCollator, build_sft_trainer
 
 
 def _trainer(tiny_dir, items, tmp_path, *, batch=4, accum=1, steps=1, lora=None, freeze_audio=False, lr=1e-3, **kw):
@@ -14,8 +15,9 @@ def _trainer(tiny_dir, items, tmp_path, *, batch=4, accum=1, steps=1, lora=None,
     model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
     train = TrainSpec(learning_rate=lr, epochs=None, max_steps=steps, per_device_batch=batch, grad_accum=accum,
                       save_every=0, logging_steps=1)  # fmt: skip
-    args = sft_arguments(output_dir=str(tmp_path / "run"), train=train, seed=0, report_to=[], bf16=False)
-    return build_sft_trainer(model, processor, items, args=args, lora=lora, freeze_audio=freeze_audio, **kw)
+    args = sft_arguments(train, output_dir=str(tmp_path / "run"), seed=0)
+    peft = lora_config(lora, model)  # a LoraSpec, as an experiment gives it
+    return build_sft_trainer(model, processor, items, args=args, lora=peft, freeze_audio=freeze_audio, **kw)
 
 
 def test_labels_cover_only_the_answer_and_end_of_turn(tiny_dir, smoke_train_items):
@@ -97,7 +99,7 @@ def test_the_accumulation_check_has_teeth(tiny_dir, smoke_train_items, tmp_path)
         model, processor = load_model_and_processor(tiny_dir, device="cpu", dtype=torch.float32)
         train = TrainSpec(learning_rate=1e-3, epochs=None, max_steps=1, per_device_batch=batch, grad_accum=accum,
                           save_every=0, logging_steps=1)  # fmt: skip
-        args = sft_arguments(output_dir=str(tmp_path / f"n{batch}"), train=train, seed=0, report_to=[], bf16=False)
+        args = sft_arguments(train, output_dir=str(tmp_path / f"n{batch}"), seed=0)
         trainer = AudioSFTTrainer(model=model, args=args, train_dataset=ItemDataset(smoke_train_items[:4]),
                                   data_collator=AudioSFTCollator(processor, "p1"))  # fmt: skip
         trainer.train()

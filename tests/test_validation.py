@@ -116,19 +116,16 @@ def test_every_registered_experiment_validates(name, profile):
 
 
 def test_logging_steps_reach_both_trainers():
-    from experiments.training import trainer_arguments
+    from experiments.trainer_arguments import grpo_arguments, sft_arguments, trainer_arguments
 
     for name in ("sft-full", "grpo-p2-lora"):
         exp = resolve(name, "toy", overrides={"train.logging_steps": "7"}).experiment
         assert trainer_arguments(exp, output_dir="unused", seed=0).logging_steps == 7
-    # The real trainers' argument builders too (GRPO builds its own inside build_grpo_trainer).
-    from trainers.grpo import grpo_config
-    from trainers.sft import sft_arguments
-
+    # The builders under them too (the toy base's build calls sft_arguments without an experiment).
     exp = REGISTRY["grpo-p2"]
     train = dataclasses.replace(exp.train, logging_steps=3)
-    assert grpo_config(output_dir="x", train=train, grpo=exp.grpo, seed=0, report_to=[], bf16=False).logging_steps == 3
-    assert sft_arguments(output_dir="x", train=train, seed=0, report_to=[], bf16=False).logging_steps == 3
+    assert grpo_arguments(train, exp.grpo, output_dir="x", seed=0).logging_steps == 3
+    assert sft_arguments(train, output_dir="x", seed=0).logging_steps == 3
     steps = {p: resolve("grpo-p2", p).experiment.train.logging_steps for p in ("paper", "toy", "smoke")}
     assert steps == {"paper": 10, "toy": 10, "smoke": 1}  # toy: 16-19 short lines per run
 

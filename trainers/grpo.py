@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -221,49 +222,6 @@ class AudioGRPOTrainer(SuiteTrainerMixin, GRPOTrainer):
         return torch.cat(logps), entropy, (torch.stack(aux_losses).mean() if compute_aux_loss else None)
 
 
-def grpo_config(*, output_dir: str, train: Any, grpo: Any, seed: int, report_to: list[str], bf16: bool) -> GRPOConfig:
-    """Translate the suite's TrainSpec/GRPOSpec into TRL's GRPOConfig (paper defaults; see experiments.spec).
-
-    Validation builds it too, with the run's values, so TRL's own argument errors surface before any model loads.
-    """
-    return GRPOConfig(
-        output_dir=output_dir,
-        # TRL counts completions per device, not prompts: prompts x G.
-        per_device_train_batch_size=train.per_device_batch * grpo.num_generations,
-        gradient_accumulation_steps=train.grad_accum,
-        num_generations=grpo.num_generations,
-        temperature=grpo.temperature,
-        top_k=grpo.top_k,
-        top_p=1.0,
-        max_completion_length=grpo.max_completion_length,
-        beta=grpo.beta,
-        loss_type=grpo.loss_type,
-        use_bias_correction_kl=grpo.use_bias_correction_kl,
-        scale_rewards=grpo.scale_rewards,
-        epsilon=grpo.epsilon,
-        num_iterations=grpo.num_iterations,
-        learning_rate=train.learning_rate,
-        max_steps=train.max_steps,
-        lr_scheduler_type=train.lr_scheduler,
-        warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm,
-        save_strategy="steps",
-        save_steps=train.save_every,
-        logging_steps=train.logging_steps,
-        report_to=report_to,
-        bf16=bf16,
-        seed=seed,
-        data_seed=seed,
-        activation_checkpointing=train.gradient_checkpointing,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        remove_unused_columns=False,
-        log_completions=False,
-        disable_tqdm=False,
-        dataloader_num_workers=0,
-    )
-
-
 def build_dataset(items: Any, processor: Any, prompt_id: str):
     """A ``datasets.Dataset`` of chat-rendered prompts (strings: Arrow would mangle mixed content blocks)."""
     from datasets import Dataset
@@ -284,55 +242,56 @@ def build_dataset(items: Any, processor: Any, prompt_id: str):
     return Dataset.from_list(rows)
 
 
+@dataclass(frozen=True)
+class GRPOOptions:
+    """What a GRPO trainer needs beyond TRL's ``GRPOConfig``: the LR schedule length, encoder freezing and switches
+    (the reference model gets the policy's), the exact speed switches, and sampled completions per logging step."""
+
+    freeze_audio_encoder: bool = False
+    schedule_steps: int | None = None
+    valid_frame_encoder: bool = True
+    distinct_clip_encoder: bool = True
+    merged_lora_generation: bool = False  # only with LoRA: sample from merged adapter weights
+    shared_prompt_prefill: bool = True
+    shared_prompt_scoring: bool = True
+    sample_groups: int = 0  # prompt groups recorded per logging step (needs a completion_sampler)
+
+
 def build_grpo_trainer(
     model: Any,
     processor: Any,
     items: Any,
     *,
-    exp: Any,
-    output_dir: str,
-    seed: int,
-    report_to: list[str],
-    bf16: bool,
+    args: GRPOConfig,
+    prompt_id: str,
+    rewards: list[Callable[..., list[float]]],
+    peft_config: Any = None,
+    options: GRPOOptions = GRPOOptions(),
     callbacks: list | None = None,
     completion_sampler: Callable[[int, list[dict[str, Any]]], None] | None = None,
 ) -> AudioGRPOTrainer:
-    """The GRPO trainer of one experiment (full or LoRA by ``exp.lora``; rewards by ``exp.grpo``)."""
-    from trainers.rewards import make_rewards
-
-    peft_config = None
-    if exp.lora is not None:
-        from peft import LoraConfig
-
-        lora = exp.lora
-        peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                 target_modules=family_of(model).lora_target_modules(model, lora.targets),
-                                 task_type="CAUSAL_LM")  # fmt: skip
-    if exp.train.freeze_audio_encoder:
+    """A GRPO trainer over ``items`` with prompt ``prompt_id`` (full, or LoRA by ``peft_config``); an experiment's
+    arguments come from ``experiments.trainer_arguments.build_trainer``."""
+    if options.freeze_audio_encoder:
         freeze_audio_encoder(model)
-    args = grpo_config(
-        output_dir=output_dir, train=exp.train, grpo=exp.grpo, seed=seed, report_to=report_to, bf16=bf16
-    )
-    rewards = make_rewards(exp.prompt, rule=exp.grpo.accuracy_reward, use_format=exp.grpo.format_reward,
-                           strict_format=exp.grpo.strict_format)  # fmt: skip
     trainer = AudioGRPOTrainer(
         model=model,
         reward_funcs=rewards,
         args=args,
-        train_dataset=build_dataset(items, processor, exp.prompt),
+        train_dataset=build_dataset(items, processor, prompt_id),
         processing_class=processor,
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    trainer.schedule_steps = exp.train.schedule_steps
-    trainer.merged_lora_generation = exp.lora is not None and exp.grpo.merged_lora_generation
-    trainer.shared_prompt_prefill = exp.grpo.shared_prompt_prefill
-    trainer.shared_prompt_scoring = exp.grpo.shared_prompt_scoring
-    if exp.grpo.sample_groups > 0:
-        trainer.sample_groups, trainer.completion_sampler = exp.grpo.sample_groups, completion_sampler
+    trainer.schedule_steps = options.schedule_steps
+    trainer.merged_lora_generation = peft_config is not None and options.merged_lora_generation
+    trainer.shared_prompt_prefill = options.shared_prompt_prefill
+    trainer.shared_prompt_scoring = options.shared_prompt_scoring
+    if options.sample_groups > 0:
+        trainer.sample_groups, trainer.completion_sampler = options.sample_groups, completion_sampler
     if trainer.ref_model is not None:  # TRL loads the reference itself: give it the same (exact) encoder switches
         from models.audio_encoder import use_encoder_switches
 
-        use_encoder_switches(trainer.ref_model, valid_frames=exp.train.valid_frame_encoder,
-                             distinct_clips=exp.train.distinct_clip_encoder)  # fmt: skip
+        use_encoder_switches(trainer.ref_model, valid_frames=options.valid_frame_encoder,
+                             distinct_clips=options.distinct_clip_encoder)  # fmt: skip
     return trainer

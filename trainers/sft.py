@@ -109,46 +109,14 @@ class AudioSFTTrainer(SuiteTrainerMixin, Trainer):
     """``Trainer`` with the token-mean loss; nothing else differs."""
 
 
-def apply_lora(model: Any, lora: Any) -> Any:
-    """Wrap ``model`` with LoRA adapters on the language model (None: return the model unchanged, full SFT)."""
-    if lora is None:
+def apply_lora(model: Any, peft_config: Any) -> Any:
+    """Wrap ``model`` with the adapters of a PEFT ``LoraConfig`` (None: the model unchanged, full SFT); the config of
+    a LoraSpec is ``experiments.trainer_arguments.lora_config`` (the family's language-model projections)."""
+    if peft_config is None:
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    from models.registry import family_of
-
-    config = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=family_of(model).lora_target_modules(model, lora.targets), task_type="CAUSAL_LM",
-    )  # fmt: skip
-    return get_peft_model(model, config)
-
-
-def sft_arguments(*, output_dir: str, train: Any, seed: int, report_to: list[str], bf16: bool) -> TrainingArguments:
-    """Translate the suite's TrainSpec into ``TrainingArguments`` (also built by validation, before any model loads)."""
-    return TrainingArguments(
-        output_dir=output_dir,
-        per_device_train_batch_size=train.per_device_batch,
-        gradient_accumulation_steps=train.grad_accum,
-        learning_rate=train.learning_rate,
-        num_train_epochs=train.epochs or 1.0,
-        max_steps=train.max_steps or -1,
-        lr_scheduler_type=train.lr_scheduler,
-        warmup_steps=train.warmup_steps,
-        weight_decay=train.weight_decay,
-        max_grad_norm=train.max_grad_norm,
-        optim="adamw_torch",
-        save_strategy="steps" if train.save_every else "no",
-        save_steps=train.save_every or 500,
-        logging_steps=train.logging_steps,
-        report_to=report_to,
-        bf16=bf16,
-        seed=seed,
-        data_seed=seed,
-        activation_checkpointing=train.gradient_checkpointing,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-    )
+    return get_peft_model(model, peft_config)
 
 
 def build_sft_trainer(
@@ -159,7 +127,7 @@ def build_sft_trainer(
     args: TrainingArguments,
     prompt_id: str | Callable[[Item], str] = "p1",
     thought: Callable[[Item], str] | None = None,
-    lora: Any = None,
+    lora: Any = None,  # a PEFT LoraConfig, or None: full SFT
     freeze_audio: bool = False,
     schedule_steps: int | None = None,
     callbacks: list | None = None,
