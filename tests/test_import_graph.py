@@ -7,8 +7,8 @@ edge to ``x``; ``import x.y.z`` is an edge to the longest suite module that the 
 packages that Python imports along the way are not edges (every submodule would otherwise depend on its package's
 ``__init__``); imports by string (``importlib.import_module``) are not seen.
 
-Layers, lowest first: ``data`` < ``models`` < ``trainers`` < ``experiments``, ``analysis``, ``bench``. A layer imports
-nothing from a layer above it.
+Layers, lowest first: ``data`` < ``models`` < ``trainers`` < ``experiments`` < ``analysis`` < ``controls``, and
+``bench`` beside ``controls``. A layer imports nothing from a layer above it (docs/layout.md).
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("data", "models", "trainers", "experiments", "analysis", "bench")
+PACKAGES = ("data", "models", "trainers", "experiments", "analysis", "controls", "bench")
 # package -> the packages it must not import (directly, at any depth of its modules)
 FORBIDDEN = {
-    "data": ("models", "trainers", "experiments", "analysis", "bench"),
-    "models": ("trainers", "experiments", "analysis", "bench"),
-    "trainers": ("experiments", "analysis", "bench"),
+    "data": ("models", "trainers", "experiments", "analysis", "controls", "bench"),
+    "models": ("trainers", "experiments", "analysis", "controls", "bench"),
+    "trainers": ("experiments", "analysis", "controls", "bench"),
+    "experiments": ("analysis", "controls", "bench"),
+    "analysis": ("controls", "bench"),  # analysis only reads runs: the controls that load models sit above it
+    "controls": ("bench",),
 }
 
 
